@@ -1,0 +1,222 @@
+package codec
+
+import (
+	"encoding/json"
+	"reflect"
+	"strconv"
+
+	"github.com/bytedance/sonic/decoder"
+	"github.com/bytedance/sonic/encoder"
+)
+
+// encOpts makes sonic's output match encoding/json's where it matters:
+// sorted map keys, compacted and validated json.Marshaler output, invalid
+// UTF-8 replaced by U+FFFD. HTML escaping is off (as json.Encoder with
+// SetEscapeHTML(false)): MCP payloads are not embedded in HTML, and
+// escaping <, >, & costs a second pass over every reply.
+const encOpts = encoder.SortMapKeys | encoder.CompactMarshaler | encoder.ValidateString
+
+// decOpts gives encoding/json semantics, with strings copied so that
+// Unmarshal results never alias the input.
+const decOpts = decoder.OptionCopyString | decoder.OptionValidateString
+
+// RawJSON is raw, already-encoded JSON, embedded verbatim (after
+// validation and compaction) by the encoders; it is json.RawMessage.
+type RawJSON = json.RawMessage
+
+func init() {
+	// Compile sonic's encoders for the generic shapes codec itself meets
+	// (error data, dynamic params) so the first request does not pay the JIT.
+	_ = Pretouch(
+		reflect.TypeFor[map[string]any](),
+		reflect.TypeFor[[]any](),
+		reflect.TypeFor[json.RawMessage](),
+	)
+}
+
+// Pretouch compiles sonic's encoder and decoder for the given types ahead
+// of use, so the first message of each type does not pay JIT compilation.
+// Servers call it at start for their hot result and params types.
+func Pretouch(types ...reflect.Type) error {
+	for _, t := range types {
+		if err := encoder.Pretouch(t); err != nil {
+			return err
+		}
+		if err := decoder.Pretouch(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// header is the start of every envelope this package writes.
+const header = `{"jsonrpc":"2.0"`
+
+// appendID appends the id's JSON; absent ids are written as null.
+func appendID(dst []byte, id ID) []byte {
+	if id.kind == IDAbsent || id.kind == IDNull {
+		return append(dst, "null"...)
+	}
+	return append(dst, id.raw...)
+}
+
+// appendValue appends the sonic encoding of v to dst. Encoding into the
+// spare capacity keeps sonic's UTF-8 check to the new bytes only.
+func appendValue(dst []byte, v any) ([]byte, error) {
+	tail := dst[len(dst):]
+	if err := encoder.EncodeInto(&tail, v, encOpts); err != nil {
+		return dst, err
+	}
+	if len(tail) > 0 && cap(dst)-len(dst) >= len(tail) && &dst[:len(dst)+1][len(dst)] == &tail[0] {
+		return dst[:len(dst)+len(tail)], nil
+	}
+	return append(dst, tail...), nil
+}
+
+// AppendResult appends {"jsonrpc":"2.0","id":…,"result":…} to dst, with
+// result encoded as by Marshal (nil encodes as null). On error dst is
+// returned unchanged (length-wise).
+func AppendResult(dst []byte, id ID, result any) ([]byte, error) {
+	n := len(dst)
+	dst = append(dst, header...)
+	dst = append(dst, `,"id":`...)
+	dst = appendID(dst, id)
+	dst = append(dst, `,"result":`...)
+	dst, err := appendValue(dst, result)
+	if err != nil {
+		return dst[:n], err
+	}
+	return append(dst, '}'), nil
+}
+
+// AppendResultRaw appends {"jsonrpc":"2.0","id":…,"result":raw} to dst.
+// raw must be one valid JSON value (it is not checked); empty raw is written
+// as null. It does not allocate beyond growing dst.
+func AppendResultRaw(dst []byte, id ID, raw []byte) []byte {
+	dst = append(dst, header...)
+	dst = append(dst, `,"id":`...)
+	dst = appendID(dst, id)
+	dst = append(dst, `,"result":`...)
+	if len(raw) == 0 {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, raw...)
+	}
+	return append(dst, '}')
+}
+
+// AppendError appends {"jsonrpc":"2.0","id":…,"error":{"code":…,"message":…,"data":…}}
+// to dst. An absent id is written as null. Data is omitted when nil or when
+// it cannot be encoded (the error itself must still reach the peer). A nil e
+// is written as an internal error. Without Data it does not allocate
+// beyond growing dst.
+func AppendError(dst []byte, id ID, e *Error) []byte {
+	if e == nil {
+		e = &Error{Code: CodeInternalError, Message: "internal error"}
+	}
+	dst = append(dst, header...)
+	dst = append(dst, `,"id":`...)
+	dst = appendID(dst, id)
+	dst = append(dst, `,"error":{"code":`...)
+	dst = strconv.AppendInt(dst, int64(e.Code), 10)
+	dst = append(dst, `,"message":`...)
+	dst = appendString(dst, e.Message)
+	if e.Data != nil {
+		n := len(dst)
+		dst = append(dst, `,"data":`...)
+		var err error
+		if dst, err = appendValue(dst, e.Data); err != nil {
+			dst = dst[:n]
+		}
+	}
+	return append(dst, '}', '}')
+}
+
+// appendCall writes a request (hasID) or notification envelope.
+func appendCall(dst []byte, hasID bool, id ID, method string, params any) ([]byte, error) {
+	n := len(dst)
+	dst = append(dst, header...)
+	if hasID {
+		dst = append(dst, `,"id":`...)
+		dst = appendID(dst, id)
+	}
+	dst = append(dst, `,"method":`...)
+	dst = appendString(dst, method)
+	if params != nil {
+		m := len(dst)
+		dst = append(dst, `,"params":`...)
+		p := len(dst)
+		var err error
+		if dst, err = appendValue(dst, params); err != nil {
+			return dst[:n], err
+		}
+		// A typed nil (nil map, nil pointer) encodes as null, which is not
+		// valid params: leave params out instead.
+		if string(dst[p:]) == "null" {
+			dst = dst[:m]
+		}
+	}
+	return append(dst, '}'), nil
+}
+
+// AppendRequest appends {"jsonrpc":"2.0","id":…,"method":…,"params":…} to
+// dst. params is encoded as by Marshal and left out when nil or when it
+// encodes as null; it should encode as an object or array. On error dst is
+// returned unchanged (length-wise).
+func AppendRequest(dst []byte, id ID, method string, params any) ([]byte, error) {
+	return appendCall(dst, true, id, method, params)
+}
+
+// AppendNotification appends {"jsonrpc":"2.0","method":…,"params":…} to
+// dst, with params as for AppendRequest.
+func AppendNotification(dst []byte, method string, params any) ([]byte, error) {
+	return appendCall(dst, false, ID{}, method, params)
+}
+
+// Marshal returns the JSON encoding of v, as encoding/json.Marshal would
+// with HTML escaping off: json tags, omitempty, json.Marshaler and
+// json.RawMessage (compacted) are honoured, map keys are sorted, invalid
+// UTF-8 in strings becomes U+FFFD.
+func Marshal(v any) ([]byte, error) {
+	return encoder.Encode(v, encOpts)
+}
+
+// MarshalAppend appends the JSON encoding of v (as Marshal) to dst.
+// On error dst is returned unchanged (length-wise).
+func MarshalAppend(dst []byte, v any) ([]byte, error) {
+	return appendValue(dst, v)
+}
+
+// Unmarshal decodes the JSON data into v with encoding/json semantics (json
+// tags, case-insensitive field match, json.Unmarshaler, json.RawMessage).
+// Decoded strings and raw messages are copies: the result is safe to keep
+// after data is reused.
+func Unmarshal(data []byte, v any) error {
+	return unmarshal(data, v, decOpts)
+}
+
+// UnmarshalStrict is Unmarshal but also refuses object members that match
+// no field of the destination struct.
+func UnmarshalStrict(data []byte, v any) error {
+	return unmarshal(data, v, decOpts|decoder.OptionDisableUnknown)
+}
+
+func unmarshal(data []byte, v any, opts decoder.Options) error {
+	// sonic may alias its source for raw messages; decoding from a private
+	// copy keeps every result independent of data.
+	dec := decoder.NewDecoder(string(data))
+	dec.SetOptions(opts)
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	return dec.CheckTrailings()
+}
+
+// validMaxDepth is the nesting bound of Valid, as encoding/json's.
+const validMaxDepth = 10000
+
+// Valid reports whether data is one valid JSON value in valid UTF-8,
+// nested at most 10000 deep (encoding/json's own limit).
+func Valid(data []byte) bool {
+	return validate(data, validMaxDepth) == nil
+}
