@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"strconv"
@@ -67,10 +68,44 @@ func appendValue(dst []byte, v any) ([]byte, error) {
 	if err := encoder.EncodeInto(&tail, v, encOpts); err != nil {
 		return dst, err
 	}
+	n := len(dst)
 	if len(tail) > 0 && cap(dst)-len(dst) >= len(tail) && &dst[:len(dst)+1][len(dst)] == &tail[0] {
-		return dst[:len(dst)+len(tail)], nil
+		dst = dst[:len(dst)+len(tail)]
+	} else {
+		dst = append(dst, tail...)
 	}
-	return append(dst, tail...), nil
+	return escapeLineSeps(dst, n), nil
+}
+
+// escapeLineSeps rewrites U+2028 and U+2029 in dst[from:] as \u2028 and
+// \u2029, as encoding/json does even with HTML escaping off (sonic does
+// not). In valid JSON they occur only inside strings, so a plain byte
+// replacement is exact. The common case is one IndexByte scan.
+func escapeLineSeps(dst []byte, from int) []byte {
+	k := bytes.IndexByte(dst[from:], 0xE2)
+	if k < 0 {
+		return dst
+	}
+	var out []byte
+	i := from + k
+	last := from
+	for ; i+2 < len(dst); i++ {
+		if dst[i] == 0xE2 && dst[i+1] == 0x80 && (dst[i+2] == 0xA8 || dst[i+2] == 0xA9) {
+			if out == nil {
+				out = make([]byte, 0, len(dst)+16)
+				out = append(out, dst[:from]...)
+			}
+			out = append(out, dst[last:i]...)
+			out = append(out, '\\', 'u', '2', '0', '2', '8'+(dst[i+2]-0xA8))
+			i += 2
+			last = i + 1
+		}
+	}
+	if out == nil {
+		return dst
+	}
+	out = append(out, dst[last:]...)
+	return append(dst[:from], out[from:]...)
 }
 
 // AppendResult appends {"jsonrpc":"2.0","id":…,"result":…} to dst, with
@@ -178,7 +213,11 @@ func AppendNotification(dst []byte, method string, params any) ([]byte, error) {
 // json.RawMessage (compacted) are honoured, map keys are sorted, invalid
 // UTF-8 in strings becomes U+FFFD.
 func Marshal(v any) ([]byte, error) {
-	return encoder.Encode(v, encOpts)
+	b, err := encoder.Encode(v, encOpts)
+	if err != nil {
+		return nil, err
+	}
+	return escapeLineSeps(b, 0), nil
 }
 
 // MarshalAppend appends the JSON encoding of v (as Marshal) to dst.

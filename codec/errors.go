@@ -150,13 +150,9 @@ type Error struct {
 }
 
 // NewError returns an *Error with the given code and a message formatted
-// as by fmt.Sprintf.
+// as by fmt.Sprintf (so a literal percent sign is written %%).
 func NewError(code Code, format string, args ...any) *Error {
-	msg := format
-	if len(args) > 0 {
-		msg = fmt.Sprintf(format, args...)
-	}
-	return &Error{Code: code, Message: msg}
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
 // WithData sets e.Data to d and returns e, for chaining:
