@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"strconv"
+	"sync"
 
 	"github.com/bytedance/sonic/decoder"
 	"github.com/bytedance/sonic/encoder"
@@ -61,11 +62,20 @@ func appendID(dst []byte, id ID) []byte {
 	return append(dst, id.raw...)
 }
 
+var tailPool = sync.Pool{New: func() any { return new([]byte) }}
+
 // appendValue appends the sonic encoding of v to dst. Encoding into the
 // spare capacity keeps sonic's UTF-8 check to the new bytes only.
 func appendValue(dst []byte, v any) ([]byte, error) {
-	tail := dst[len(dst):]
-	if err := encoder.EncodeInto(&tail, v, encOpts); err != nil {
+	// sonic keeps the *[]byte, so a local slice header would escape to the
+	// heap on every call; pooled headers make this allocation-free.
+	h := tailPool.Get().(*[]byte)
+	*h = dst[len(dst):]
+	err := encoder.EncodeInto(h, v, encOpts)
+	tail := *h
+	*h = nil
+	tailPool.Put(h)
+	if err != nil {
 		return dst, err
 	}
 	n := len(dst)
