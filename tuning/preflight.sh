@@ -211,7 +211,7 @@ check_nofile() {
 	unit_nofile=${unit_nofile:-0}
 	nr_open=$(read_sysctl fs.nr_open)
 	if [[ -n $nr_open ]] && ((unit_nofile > nr_open)); then
-		record FAIL nofile.erlmcp "$unit_nofile" "$need_nofile" "erlmcp.service asks LimitNOFILE=$unit_nofile > fs.nr_open $nr_open: systemd cannot set it and the start fails" "sudo sysctl -w fs.nr_open=$need_nr_open"
+		record FAIL nofile.erlmcp "$unit_nofile" "$need_nofile" "erlmcp.service asks LimitNOFILE=$unit_nofile > fs.nr_open $nr_open: systemd cannot set it and the start fails" "sudo sysctl -w fs.nr_open=$(max 1048576 "$need_nr_open")   # persist: sudo $here/preflight.sh --apply"
 	elif ((unit_nofile >= need_nofile)); then
 		record PASS nofile.erlmcp "$unit_nofile" "$need_nofile" "not running; under systemd it gets LimitNOFILE=$unit_nofile ($unit_file), started from this shell it would get $(show_limit "$hard")"
 	else
@@ -354,7 +354,7 @@ check_cgroup_memory() {
 	fi
 	kib=$((bytes / 1024))
 	if ((kib < need_mem_kib)); then
-		record FAIL cgroup.memory "$kib" "$need_mem_kib" "cgroup memory limit $(human_kib "$kib") ($where) < $(human_kib "$need_mem_kib") needed for $target sessions" "raise the limit (systemd: MemoryMax=; docker: --memory=$((need_mem_kib / 1048576 + 1))g) or lower --target-connections"
+		record FAIL cgroup.memory "$kib" "$need_mem_kib" "cgroup memory limit $(human_kib "$kib") ($where) < $(human_kib "$need_mem_kib") needed for $target sessions" "raise the limit (systemd: MemoryMax=; docker: --memory=$(((need_mem_kib + 1048575) / 1048576))g) or lower --target-connections"
 	else
 		record PASS cgroup.memory "$kib" "$need_mem_kib" "cgroup memory limit $(human_kib "$kib") ($where); set GOMEMLIMIT ~90% and memory_guard.memory_limit_bytes ~80% of it"
 	fi
@@ -410,8 +410,10 @@ check_cpu() {
 	fi
 	quota=$(cpu_quota)
 	eff=$cpus
+	# Go (>= 1.25) takes the smallest of CPUs and quota, but never below 2
+	# because of a quota alone.
 	if [[ -n $quota ]] && ((quota < eff)); then
-		eff=$quota how="$how, cgroup CPU quota $quota"
+		eff=$(max "$quota" $((cpus < 2 ? cpus : 2))) how="$how, cgroup CPU quota $quota"
 	fi
 	if ((eff == 0)); then
 		record WARN cpu.gomaxprocs "" "" "cannot count CPUs from $proc; skipped"

@@ -120,6 +120,7 @@ fixture "$tmp/v1" cgroup=v1 memmax=9223372036854771712
 fixture "$tmp/v1small" cgroup=v1 memmax=1073741824
 fixture "$tmp/smallram" mem=12000000
 fixture "$tmp/quota" cpus=0-15 cpumax="250000 100000"
+fixture "$tmp/quotahalf" cpus=0-7 cpumax="50000 100000"
 fixture "$tmp/running"
 put "$tmp/running/proc/4242/comm" erlmcp
 put "$tmp/running/proc/4242/limits" "$(limits_file 1024 4096 131072 131072)"
@@ -205,6 +206,11 @@ run quota "$tmp/quota"
 expect_rc 0
 expect_line PASS cpu.gomaxprocs
 expect_text "Go picks 3"
+
+# --- a quota below 2 CPUs still gives GOMAXPROCS 2 -----------------------------
+run quota-half "$tmp/quotahalf"
+expect_rc 0
+expect_text "Go picks 2"
 
 # --- a running erlmcp with too few descriptors ------------------------------------
 run running "$tmp/running"
