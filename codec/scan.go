@@ -63,13 +63,25 @@ func plain8(x uint64) bool {
 	return t&msb == 0
 }
 
+// strSafe[c] is true for bytes that need no attention inside a string.
+var strSafe = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // scanString validates the string starting at b[i] == '"' and returns the
-// index after its closing quote.
+// index after its closing quote. Long runs go 8 bytes at a time; the byte
+// loop after a failed 8-byte test keeps short strings (keys) cheap.
 func scanString(b []byte, i int) (int, *Error) {
 	j := i + 1
 	for {
 		for j+8 <= len(b) && plain8(binary.LittleEndian.Uint64(b[j:])) {
 			j += 8
+		}
+		for j < len(b) && strSafe[b[j]] {
+			j++
 		}
 		if j >= len(b) {
 			return j, parseErr(b, i, "unterminated string")
@@ -100,14 +112,12 @@ func scanString(b []byte, i int) (int, *Error) {
 			}
 		case c < 0x20:
 			return j, parseErr(b, j, "control character in string")
-		case c >= utf8.RuneSelf:
+		default: // c >= utf8.RuneSelf
 			r, n := utf8.DecodeRune(b[j:])
 			if r == utf8.RuneError && n <= 1 {
 				return j, &Error{Code: CodeParseError, Message: fmt.Sprintf("invalid UTF-8 in string at offset %d: %s", j, snippet(b, j)), ID: NullID}
 			}
 			j += n
-		default:
-			j++
 		}
 	}
 }
@@ -297,24 +307,31 @@ func scanKey(b []byte, i int) (int, *Error) {
 	return skipWS(b, i+1), nil
 }
 
+// quoteOrBS8 reports whether any of the 8 bytes of x is '"' or '\\'.
+func quoteOrBS8(x uint64) bool {
+	q := x ^ (lsb * '"')
+	s := x ^ (lsb * '\\')
+	return (((q-lsb) & ^q)|((s-lsb) & ^s))&msb != 0
+}
+
 // skipString returns the index after the closing quote of the validated
 // string at b[i].
 func skipString(b []byte, i int) int {
 	j := i + 1
 	for {
-		k := bytes.IndexByte(b[j:], '"')
-		if k < 0 {
+		for j+8 <= len(b) && !quoteOrBS8(binary.LittleEndian.Uint64(b[j:])) {
+			j += 8
+		}
+		for j < len(b) && b[j] != '"' && b[j] != '\\' {
+			j++
+		}
+		if j >= len(b) {
 			return len(b) // not reached on validated input
 		}
-		j += k
-		n := 0
-		for p := j - 1; p > i && b[p] == '\\'; p-- {
-			n++
-		}
-		if n&1 == 0 {
+		if b[j] == '"' {
 			return j + 1
 		}
-		j++
+		j += 2 // an escape: the escaped byte is never the closing quote
 	}
 }
 
