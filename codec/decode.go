@@ -3,6 +3,7 @@ package codec
 import (
 	"fmt"
 	"strconv"
+	"unicode/utf8"
 )
 
 // DefaultMaxDepth is the nesting bound a zero Decoder applies to a whole
@@ -148,8 +149,21 @@ func invalid(id ID, format string, args ...any) *Error {
 	return &Error{Code: CodeInvalidRequest, Message: fmt.Sprintf(format, args...), ID: id}
 }
 
-// quoteRaw quotes at most snippetMax bytes of a raw JSON value for messages.
-func quoteRaw(v []byte) string { return snippet(v, 0) }
+// quoteRaw shows a raw JSON value (already validated, so printable UTF-8)
+// in a message, cut to about snippetMax bytes at a rune boundary.
+func quoteRaw(v []byte) string {
+	if v == nil {
+		return "nothing"
+	}
+	if len(v) <= snippetMax {
+		return string(v)
+	}
+	n := snippetMax
+	for n > 0 && !utf8.RuneStart(v[n]) {
+		n--
+	}
+	return string(v[:n]) + "…"
+}
 
 // objectMembers calls f for each member of the validated object b (b[0] ==
 // '{') with the raw key (quotes included) and raw value. It stops at the
@@ -314,9 +328,6 @@ func decodeMessage(b []byte, m *Message) *Error {
 	case seen&(hasResult|hasError) != 0:
 		if m.ID.kind == IDAbsent {
 			return invalid(NullID, "response has no id")
-		}
-		if seen&hasParams != 0 {
-			return invalid(m.ID, "response has params")
 		}
 		if seen&hasResult != 0 {
 			m.Kind = KindResponse

@@ -51,7 +51,7 @@ func Example() {
 	// Output:
 	// {"jsonrpc":"2.0","id":1,"result":{"content":[{"text":"hello world","type":"text"}]}}
 	// {"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"invalid JSON: unexpected end at offset 55: end of input"}}
-	// {"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"id must be a string or an integer, got \"3.5\""}}
+	// {"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"id must be a string or an integer, got 3.5"}}
 }
 
 // Errors compare by code, so callers can test for a kind of refusal.

@@ -180,11 +180,8 @@ func scanNumber(b []byte, i int) (int, *Error) {
 // bit stack (1 = object), so a 10^5-deep input fails at depth maxDepth+1
 // without recursion. Errors carry CodeParseError.
 func validate(b []byte, maxDepth int) *Error {
-	var small [4]uint64 // 256 levels without allocating
+	var small [4]uint64 // 255 levels without allocating; grown on demand
 	stack := small[:]
-	if maxDepth >= 64*len(small) {
-		stack = make([]uint64, (maxDepth+63)/64+1)
-	}
 	depth := 0
 	var err *Error
 	i := skipWS(b, 0)
@@ -204,6 +201,9 @@ func validate(b []byte, maxDepth int) *Error {
 					return &Error{Code: CodeParseError, Message: fmt.Sprintf("nesting depth exceeds %d", maxDepth), ID: NullID}
 				}
 				w, bit := depth>>6, uint64(1)<<(depth&63)
+				if w >= len(stack) {
+					stack = append(stack, 0)
+				}
 				i = skipWS(b, i+1)
 				if c == '{' {
 					stack[w] |= bit
