@@ -121,6 +121,14 @@ func FuzzDecode(f *testing.F) {
 			_ = AppendError(nil, e.ID, e)
 			return
 		}
+		// A tight MaxDepth must refuse exactly the frames nested deeper.
+		if stdValid && utf8.Valid(b) {
+			shallow := Decoder{MaxDepth: 4}
+			_, _, err := shallow.Decode(b, nil)
+			if (err != nil && err.(*Error).Code == CodeParseError) != (nestDepth(b) > 4) {
+				t.Fatalf("MaxDepth 4: err %v at depth %d", err, nestDepth(b))
+			}
+		}
 		if !parseable {
 			t.Fatalf("accepted input that encoding/json (or UTF-8/depth) refuses: %q", b)
 		}

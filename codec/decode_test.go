@@ -222,6 +222,34 @@ func TestDecodeDepth(t *testing.T) {
 	if _, _, err := big.Decode([]byte(nest(1001)), nil); err == nil {
 		t.Fatal("depth 1001 with MaxDepth 1000: no error")
 	}
+	// Past the 255 levels kept without allocating, mixed arrays and objects
+	// must still close correctly.
+	mixed := func(n int) string {
+		var o, c strings.Builder
+		for i := 0; i < n-1; i++ {
+			if i%3 == 0 {
+				o.WriteString(`{"k":`)
+				c.WriteString("}")
+			} else {
+				o.WriteString("[0,")
+				c.WriteString("]")
+			}
+		}
+		cl := []byte(c.String())
+		for i, j := 0, len(cl)-1; i < j; i, j = i+1, j-1 {
+			cl[i], cl[j] = cl[j], cl[i]
+		}
+		return `{"jsonrpc":"2.0","id":1,"method":"m","params":` + o.String() + "1" + string(cl) + "}"
+	}
+	d300 := Decoder{MaxDepth: 300}
+	for _, n := range []int{254, 255, 256, 257, 300} {
+		if _, _, err := d300.Decode([]byte(mixed(n)), nil); err != nil {
+			t.Fatalf("mixed depth %d with MaxDepth 300: %v", n, err)
+		}
+	}
+	if _, _, err := d300.Decode([]byte(mixed(301)), nil); err == nil {
+		t.Fatal("mixed depth 301 with MaxDepth 300: no error")
+	}
 	for _, open := range []string{"[", "{\"a\":"} {
 		deep := []byte(strings.Repeat(open, 100000))
 		for _, dec := range []Decoder{{}, {MaxDepth: 1 << 20}} {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -150,6 +151,14 @@ func TestUnmarshal(t *testing.T) {
 	}
 	if err := Unmarshal([]byte(`{"name":1}`), &q); err == nil {
 		t.Fatal("Unmarshal accepted a number for a string")
+	}
+	// Same results as encoding/json on generic values and edge cases.
+	for _, in := range []string{"\"\xff\"", `"\ud800x"`, `{"a":1,"A":2}`, `[1,2.5,-0,1e308]`, `[1e400]`, `null`, `{"a":{"b":[true,false,{}]}}`, `"\u00e9\n"`} {
+		var got, want any
+		gotErr, wantErr := Unmarshal([]byte(in), &got), json.Unmarshal([]byte(in), &want)
+		if (gotErr != nil) != (wantErr != nil) || (wantErr == nil && !reflect.DeepEqual(got, want)) {
+			t.Errorf("Unmarshal(%q) = %#v, %v; encoding/json: %#v, %v", in, got, gotErr, want, wantErr)
+		}
 	}
 	var v any
 	if err := Unmarshal([]byte(`{"a":[1,"b",null]}`), &v); err != nil {
