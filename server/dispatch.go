@@ -1,0 +1,399 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"time"
+
+	"github.com/erlmcp/erlmcp-go/codec"
+	"github.com/erlmcp/erlmcp-go/pool"
+)
+
+// methodInfo describes how one method is served.
+type methodInfo struct {
+	// serve answers the request.
+	serve func(s *Server, ctx context.Context, r *Request) (any, error)
+	// prepare, when set, decodes params before dispatch and tells whether the request
+	// must run on a worker (user handlers that may block). It may stash decoded params on r.
+	prepare func(s *Server, r *Request) (async bool, err error)
+	// beforeInit marks methods allowed before initialize in strict lifecycle mode.
+	beforeInit bool
+}
+
+// methods is the dispatch table, keyed by method name.
+var methods map[string]*methodInfo
+
+func init() {
+	methods = map[string]*methodInfo{
+		MethodInitialize:           {serve: (*Server).initialize, beforeInit: true},
+		MethodPing:                 {serve: (*Server).ping, beforeInit: true},
+		MethodDiscover:             {serve: (*Server).discover, beforeInit: true},
+		MethodToolsList:            {serve: (*Server).listTools},
+		MethodToolsCall:            {serve: (*Server).callTool, prepare: (*Server).prepareCallTool},
+		MethodResourcesList:        {serve: (*Server).listResources},
+		MethodResourcesTemplates:   {serve: (*Server).listResourceTemplates},
+		MethodResourcesRead:        {serve: (*Server).readResource, prepare: (*Server).prepareReadResource},
+		MethodResourcesSubscribe:   {serve: (*Server).subscribe},
+		MethodResourcesUnsubscribe: {serve: (*Server).unsubscribe},
+		MethodPromptsList:          {serve: (*Server).listPrompts},
+		MethodPromptsGet:           {serve: (*Server).getPrompt, prepare: (*Server).prepareGetPrompt},
+		MethodLoggingSetLevel:      {serve: (*Server).setLevel},
+		MethodCompletionComplete:   {serve: (*Server).complete, prepare: (*Server).prepareComplete},
+	}
+}
+
+// route is the innermost Handler: it finds the method and serves it.
+func (s *Server) route(ctx context.Context, r *Request) (any, error) {
+	mi := methods[r.Method]
+	if mi == nil {
+		return nil, codec.NewError(codec.CodeMethodNotFound, "method not found: %q", snippet(r.Method))
+	}
+	return mi.serve(s, ctx, r)
+}
+
+// HandleFrame serves one frame (a JSON-RPC message or batch) received on ss. Replies to
+// requests answered at once go to out.Reply; replies of slow handlers go to out.Send later,
+// bracketed by out.Hold/out.Release. frame may be reused once HandleFrame returns.
+func (s *Server) HandleFrame(ss *Session, frame []byte, out Output) {
+	ss.lastActive.Store(coarseNow())
+	var arr [1]codec.Message
+	msgs, batch, err := s.dec.Decode(frame, arr[:0])
+	if err != nil {
+		s.replyError(out, decodeErrorID(err), asCodecError(err), "")
+		return
+	}
+	if !batch {
+		s.handleMessage(ss, &msgs[0], out)
+		return
+	}
+	s.handleBatch(ss, msgs, out)
+}
+
+func decodeErrorID(err error) codec.ID {
+	var ce *codec.Error
+	if errors.As(err, &ce) && ce.ID.Kind() != codec.IDAbsent {
+		return ce.ID
+	}
+	return codec.NullID
+}
+
+// handleMessage serves one decoded message.
+func (s *Server) handleMessage(ss *Session, m *codec.Message, out Output) {
+	switch m.Kind {
+	case codec.KindRequest:
+		s.handleRequest(ss, m, out)
+	case codec.KindNotification:
+		s.handleNotification(ss, m)
+	case codec.KindResponse, codec.KindError:
+		ss.deliver(m)
+	default:
+		if m.Err != nil {
+			s.replyError(out, m.Err.ID, m.Err, "")
+		}
+	}
+}
+
+// handleRequest admits, prepares and serves one request, inline or on a worker.
+func (s *Server) handleRequest(ss *Session, m *codec.Message, out Output) {
+	start := time.Now()
+	mi := methods[m.Method]
+	r := getRequest()
+	r.Session, r.Method, r.ID, r.Params, r.Transport, r.out = ss, m.Method, m.ID, m.Params, ss.transport, out
+	r.version = s.versionFor(ss, r)
+
+	if mi != nil && !mi.beforeInit && s.cfg.StrictLifecycle && !ss.Initialized() && r.meta == nil {
+		s.finish(r, nil, codec.NewError(codec.CodeNotInitialized, "%s before initialize: this server enforces the lifecycle (server.strict_lifecycle); send initialize first", m.Method), start, false)
+		return
+	}
+	async := false
+	if mi != nil && mi.prepare != nil {
+		var err error
+		if async, err = mi.prepare(s, r); err != nil {
+			s.finish(r, nil, err, start, false)
+			return
+		}
+	}
+	if !async {
+		res, err := s.handle(context.Background(), r)
+		s.finish(r, res, err, start, false)
+		return
+	}
+
+	// Slow path: the handler may block, so it runs on a worker. Everything it reads from
+	// the frame must be owned now.
+	r.ID = r.ID.Clone()
+	r.Params = bytes.Clone(r.Params)
+	r.Method = cloneString(r.Method)
+	key := r.ID.Key()
+	ctx, cancel := context.WithCancel(context.Background())
+	if !ss.track(key, cancel) {
+		cancel()
+		s.finish(r, nil, codec.NewError(codec.CodeConnectionClosed, "session closed"), start, false)
+		return
+	}
+	out.Hold()
+	err := s.workers.Submit(func() {
+		defer out.Release()
+		defer cancel()
+		res, err := s.handle(ctx, r)
+		ss.untrack(key)
+		if ctx.Err() != nil && err == nil {
+			err = ctx.Err()
+		}
+		if errors.Is(err, context.Canceled) {
+			// The client cancelled: the spec says not to answer.
+			s.observe(r, codec.CodeRequestCancelled, start)
+			r.release()
+			return
+		}
+		s.finish(r, res, err, start, true)
+	})
+	if err != nil {
+		ss.untrack(key)
+		cancel()
+		out.Release()
+		code := codec.CodeOverloaded
+		msg := "worker pool is full (server.workers.max and server.workers.queue bound slow handlers); retry later"
+		if errors.Is(err, pool.ErrClosed) {
+			code, msg = codec.CodeShuttingDown, "server is shutting down"
+		}
+		s.finish(r, nil, codec.NewError(code, "%s", msg).WithData(map[string]any{"retryAfterMs": 100}), start, false)
+	}
+}
+
+// versionFor tells which protocol version governs r: the request's own _meta version (the
+// stateless era) or else the session's negotiated one, or our latest before initialize.
+func (s *Server) versionFor(ss *Session, r *Request) protoVersion {
+	if len(r.Params) > 0 && bytes.Contains(r.Params, []byte(`"_meta"`)) {
+		var pm paramsMeta
+		if codec.Unmarshal(r.Params, &pm) == nil && pm.Meta != nil {
+			r.meta = pm.Meta
+			if len(pm.Meta.ProgressToken) > 0 {
+				r.progressToken = pm.Meta.ProgressToken
+			}
+			if v := parseVersion(pm.Meta.ProtocolVersion); v != protoUnknown {
+				return v
+			}
+		}
+	}
+	ss.mu.Lock()
+	v := ss.version
+	ss.mu.Unlock()
+	if v == protoUnknown {
+		return proto20251125
+	}
+	return v
+}
+
+// finish encodes and sends the reply of r, records it, and recycles r.
+func (s *Server) finish(r *Request, res any, err error, start time.Time, async bool) {
+	buf := pool.Get(512)
+	var b []byte
+	code := codec.Code(0)
+	if err == nil {
+		b, err = codec.AppendResult(buf.B[:0], r.ID, res)
+		if err == nil && len(b) > s.cfg.MaxResponseBytes {
+			err = codec.NewError(codec.CodeResponseTooLarge, "response of %d bytes exceeds message_size.max_response_size (%d bytes)", len(b), s.cfg.MaxResponseBytes).
+				WithData(map[string]any{"limit": s.cfg.MaxResponseBytes, "size": len(b)})
+		} else if err != nil {
+			s.log.Error("encoding result failed", "method", r.Method, "err", err)
+			err = codec.NewError(codec.CodeInternalError, "encoding the %s result failed", r.Method)
+		}
+	}
+	if err != nil {
+		ce := asCodecError(err)
+		code = ce.Code
+		b = codec.AppendError(buf.B[:0], r.ID, ce)
+	}
+	buf.B = b
+	if async {
+		if serr := r.out.Send(b); serr != nil && s.log.Enabled(context.Background(), -4) {
+			s.log.Debug("reply not delivered", "method", r.Method, "err", serr)
+		}
+	} else {
+		r.out.Reply(b)
+	}
+	buf.Release()
+	s.observe(r, code, start)
+	r.release()
+}
+
+func (s *Server) observe(r *Request, code codec.Code, start time.Time) {
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.RequestDone(r.Transport, r.Method, code, time.Since(start))
+	}
+}
+
+// replyError answers with an error outside any request (decode failures, oversize frames).
+func (s *Server) replyError(out Output, id codec.ID, e *codec.Error, transport string) {
+	buf := pool.Get(256)
+	buf.B = codec.AppendError(buf.B[:0], id, e)
+	out.Reply(buf.B)
+	buf.Release()
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.RequestDone(transport, "", e.Code, 0)
+	}
+}
+
+// ReplyError sends a JSON-RPC error with a null id through out.Reply; transports use it for
+// faults found before a message is decoded, such as an oversized frame.
+func (s *Server) ReplyError(out Output, e *codec.Error, transport string) {
+	s.replyError(out, codec.NullID, e, transport)
+}
+
+// asCodecError turns any handler error into a JSON-RPC error. Internal details of
+// non-protocol errors are logged, not sent.
+func asCodecError(err error) *codec.Error {
+	var ce *codec.Error
+	if errors.As(err, &ce) {
+		return ce
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return codec.NewError(codec.CodeRequestTimeout, "request timed out")
+	case errors.Is(err, context.Canceled):
+		return codec.NewError(codec.CodeRequestCancelled, "request cancelled")
+	}
+	return codec.NewError(codec.CodeInternalError, "internal error: %v", err)
+}
+
+// handleNotification serves a client notification. Unknown ones are ignored, as JSON-RPC
+// requires (no reply is possible).
+func (s *Server) handleNotification(ss *Session, m *codec.Message) {
+	start := time.Now()
+	switch m.Method {
+	case NotificationInitialized:
+		ss.mu.Lock()
+		ss.ready = true
+		ss.mu.Unlock()
+	case NotificationCancelled:
+		var p CancelledParams
+		if codec.Unmarshal(m.Params, &p) == nil && len(p.RequestID) > 0 {
+			if id, ok := idFromRaw(p.RequestID); ok {
+				ss.cancel(id.Key())
+			}
+		}
+	}
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.RequestDone(ss.transport, m.Method, 0, time.Since(start))
+	}
+}
+
+// idFromRaw turns the raw JSON of a requestId into an ID.
+func idFromRaw(raw []byte) (codec.ID, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return codec.ID{}, false
+	}
+	if raw[0] == '"' {
+		var s string
+		if codec.Unmarshal(raw, &s) != nil {
+			return codec.ID{}, false
+		}
+		return codec.StringID(s), true
+	}
+	var n int64
+	if codec.Unmarshal(raw, &n) != nil {
+		return codec.ID{}, false
+	}
+	return codec.IntID(n), true
+}
+
+// handleBatch serves a JSON-RPC batch: accepted only on sessions that negotiated 2025-03-26,
+// the one version that had batches. The replies go out as one array, so the whole batch
+// runs on a worker when any element must.
+func (s *Server) handleBatch(ss *Session, msgs []codec.Message, out Output) {
+	ss.mu.Lock()
+	v := ss.version
+	ss.mu.Unlock()
+	if !v.batchesAllowed() {
+		name := v.String()
+		if name == "" {
+			name = "(before initialize) " + LatestSessionVersion
+		}
+		s.replyError(out, codec.NullID, codec.NewError(codec.CodeInvalidRequest,
+			"JSON-RPC batches are not supported in protocol version %s (only 2025-03-26 had them)", name), ss.transport)
+		return
+	}
+	// Own every message, then serve them one by one on a worker collecting replies.
+	owned := make([]codec.Message, len(msgs))
+	for i := range msgs {
+		owned[i] = cloneMessage(&msgs[i])
+	}
+	out.Hold()
+	err := s.workers.Submit(func() {
+		defer out.Release()
+		col := &collector{}
+		for i := range owned {
+			m := &owned[i]
+			if m.Kind == codec.KindRequest {
+				s.serveSync(ss, m, col)
+			} else {
+				s.handleMessage(ss, m, col)
+			}
+		}
+		if b := col.array(); b != nil {
+			_ = out.Send(b)
+		}
+	})
+	if err != nil {
+		out.Release()
+		s.replyError(out, codec.NullID, codec.NewError(codec.CodeOverloaded, "worker pool is full; retry the batch later"), ss.transport)
+	}
+}
+
+// serveSync serves a request to completion on the calling goroutine (used inside batches).
+func (s *Server) serveSync(ss *Session, m *codec.Message, out Output) {
+	start := time.Now()
+	mi := methods[m.Method]
+	r := getRequest()
+	r.Session, r.Method, r.ID, r.Params, r.Transport, r.out = ss, m.Method, m.ID, m.Params, ss.transport, out
+	r.version = s.versionFor(ss, r)
+	if mi != nil && mi.prepare != nil {
+		if _, err := mi.prepare(s, r); err != nil {
+			s.finish(r, nil, err, start, false)
+			return
+		}
+	}
+	res, err := s.handle(context.Background(), r)
+	s.finish(r, res, err, start, false)
+}
+
+// collector gathers the replies of a batch into one JSON array.
+type collector struct {
+	buf []byte
+	n   int
+}
+
+func (c *collector) Reply(msg []byte) {
+	if c.n == 0 {
+		c.buf = append(c.buf, '[')
+	} else {
+		c.buf = append(c.buf, ',')
+	}
+	c.buf = append(c.buf, msg...)
+	c.n++
+}
+func (c *collector) Send(msg []byte) error { c.Reply(msg); return nil }
+func (c *collector) Hold()                 {}
+func (c *collector) Release()              {}
+func (c *collector) array() []byte {
+	if c.n == 0 {
+		return nil
+	}
+	return append(c.buf, ']')
+}
+
+func cloneMessage(m *codec.Message) codec.Message {
+	c := *m
+	c.ID = m.ID.Clone()
+	c.Method = cloneString(m.Method)
+	c.Params = bytes.Clone(m.Params)
+	c.Result = bytes.Clone(m.Result)
+	c.ErrMessage = cloneString(m.ErrMessage)
+	c.ErrData = bytes.Clone(m.ErrData)
+	return c
+}
+
+func cloneString(s string) string { return string([]byte(s)) }
