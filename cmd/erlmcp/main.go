@@ -1,0 +1,194 @@
+// Command erlmcp is the erlmcp-go daemon and its admin CLI.
+//
+//	erlmcp start [-config FILE]     serve in the foreground (embedded defaults without a file)
+//	erlmcp stdio [-config FILE]     serve one session on stdin/stdout
+//	erlmcp versions                 print version, commit, Go and dependency versions
+//
+// Every subcommand takes -h.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/erlmcp/erlmcp-go/server"
+)
+
+// Set at link time: -ldflags "-X main.version=… -X main.commit=… -X main.date=…".
+var (
+	version = "dev"
+	commit  = "unknown"
+	date    = "unknown"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+const usage = `usage: erlmcp <command> [flags]
+
+commands:
+  start      serve MCP in the foreground (TCP %s by default; no config file needed)
+  stdio      serve one MCP session on stdin/stdout (logs go to stderr)
+  versions   print version, commit, build date, Go version and dependencies
+
+Run 'erlmcp <command> -h' for the flags of a command.
+`
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintf(stderr, usage, server.DefaultSettings().Transports.TCP.Addr)
+		return 2
+	}
+	switch args[0] {
+	case "start":
+		return cmdStart(args[1:], stderr)
+	case "stdio":
+		return cmdStdio(args[1:], stdin, stdout, stderr)
+	case "versions", "version", "-version", "--version":
+		return cmdVersions(args[1:], stdout)
+	case "-h", "--help", "help":
+		fmt.Fprintf(stdout, usage, server.DefaultSettings().Transports.TCP.Addr)
+		return 0
+	}
+	fmt.Fprintf(stderr, "erlmcp: unknown command %q\n", args[0])
+	fmt.Fprintf(stderr, usage, server.DefaultSettings().Transports.TCP.Addr)
+	return 2
+}
+
+func buildInfo() server.BuildInfo {
+	return server.BuildInfo{Version: version, Commit: commit, Date: date}
+}
+
+// configFlags declares the flags shared by serving commands.
+type configFlags struct {
+	config string
+	addr   string
+}
+
+func (c *configFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.config, "config", "", "path of the YAML configuration file (default: embedded defaults). See etc/erlmcp.yaml in a release")
+	fs.StringVar(&c.addr, "transports.tcp.addr", "", "TCP listen address host:port, overriding the config (default 127.0.0.1:8080)")
+}
+
+func (c *configFlags) load() (server.Settings, error) {
+	st, err := server.LoadSettings(c.config)
+	if err != nil {
+		return st, err
+	}
+	if c.addr != "" {
+		st.Transports.TCP.Addr = c.addr
+	}
+	return st, st.Validate()
+}
+
+func cmdStart(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("erlmcp start", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf configFlags
+	cf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	st, err := cf.load()
+	if err != nil {
+		fmt.Fprintf(stderr, "erlmcp: %v\n", err)
+		return 1
+	}
+	d, err := server.NewDaemon(st, buildInfo(), stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "erlmcp: %v\n", err)
+		return 1
+	}
+	if err := d.Start(); err != nil {
+		fmt.Fprintf(stderr, "erlmcp: %v\n", err)
+		return 1
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	select {
+	case <-sigs:
+	case <-d.Done():
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d.ShutdownTimeout())
+	defer cancel()
+	if err := d.Shutdown(ctx); err != nil {
+		fmt.Fprintf(stderr, "erlmcp: shutdown: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func cmdStdio(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("erlmcp stdio", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf configFlags
+	cf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	st, err := cf.load()
+	if err != nil {
+		fmt.Fprintf(stderr, "erlmcp: %v\n", err)
+		return 1
+	}
+	// stdout carries MCP messages only: the daemon logs to stderr.
+	d, err := server.NewDaemon(st, buildInfo(), stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "erlmcp: %v\n", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := d.Server().ServeStdio(ctx, stdin, stdout, st.MessageSize.MaxRequestSize); err != nil {
+		fmt.Fprintf(stderr, "erlmcp: stdio: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func cmdVersions(args []string, stdout io.Writer) int {
+	fs := flag.NewFlagSet("erlmcp versions", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	type dep struct {
+		Path    string `json:"path"`
+		Version string `json:"version"`
+	}
+	info := struct {
+		server.BuildInfo
+		Go           string `json:"go"`
+		Platform     string `json:"platform"`
+		Dependencies []dep  `json:"dependencies"`
+	}{BuildInfo: buildInfo(), Go: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, m := range bi.Deps {
+			if m.Replace != nil {
+				m = m.Replace
+			}
+			info.Dependencies = append(info.Dependencies, dep{m.Path, m.Version})
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(info)
+		return 0
+	}
+	fmt.Fprintf(stdout, "erlmcp %s (commit %s, built %s)\n%s %s\n", info.Version, info.Commit, info.Date, info.Go, info.Platform)
+	fmt.Fprintf(stdout, "protocol versions: %v + %s (stateless)\n", server.SessionVersions, server.Version20260728)
+	for _, d := range info.Dependencies {
+		fmt.Fprintf(stdout, "  %s %s\n", d.Path, d.Version)
+	}
+	return 0
+}

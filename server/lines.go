@@ -1,0 +1,41 @@
+package server
+
+import (
+	"github.com/erlmcp/erlmcp-go/codec"
+	"github.com/erlmcp/erlmcp-go/loop"
+)
+
+// LineHandler returns the loop.Handler that serves newline-delimited JSON-RPC: one session
+// per connection (TCP, TLS, stdio), every frame handed to HandleFrame.
+func (s *Server) LineHandler() loop.Handler { return lineHandler{s} }
+
+type lineHandler struct{ s *Server }
+
+// Open starts the connection's session.
+func (h lineHandler) Open(c *loop.Conn) {
+	c.SetValue(h.s.NewSession(c.Transport(), "", c))
+}
+
+// Frame serves one line.
+func (h lineHandler) Frame(c *loop.Conn, frame []byte) {
+	ss, _ := c.Value().(*Session)
+	if ss == nil {
+		return
+	}
+	h.s.HandleFrame(ss, frame, c)
+}
+
+// Oversize answers a line longer than the limit; loop discards the rest of it.
+func (h lineHandler) Oversize(c *loop.Conn, limit int) {
+	e := codec.NewError(codec.CodeMessageTooLarge,
+		"message exceeds message_size.max_request_size (%d bytes); the rest of the line is discarded", limit).
+		WithData(map[string]any{"limit": limit})
+	h.s.ReplyError(c, e, c.Transport())
+}
+
+// Close ends the session.
+func (h lineHandler) Close(c *loop.Conn, err error) {
+	if ss, _ := c.Value().(*Session); ss != nil {
+		ss.Close()
+	}
+}
