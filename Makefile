@@ -1,0 +1,56 @@
+# erlmcp-go: two commands do everything on a fresh machine:
+#   make run    serve on the embedded defaults (TCP 127.0.0.1:8080)
+#   make test   vet, house rules and every test (what CI runs)
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell cat VERSION)
+COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
+MODULE := github.com/erlmcp/erlmcp-go
+BIN := bin/erlmcp
+
+.PHONY: all build run test vet lint unit race conformance bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/erlmcp
+
+# Serve on the embedded defaults: no config file needed.
+run: build
+	./$(BIN) start
+
+test: lint unit
+	@echo "make test: all checks passed"
+
+vet:
+	$(GO) vet ./...
+
+# House rules: gofmt, vet, and imports that only point down (codec/loop/pool/limits never
+# import server or cmd).
+lint: vet
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^bench/peers/')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@bad=$$($(GO) list -f '{{.ImportPath}}: {{join .Imports " "}}' ./codec/... ./loop/... ./pool/... ./limits/... \
+	  | grep -E " $(MODULE)/(server|cmd)(/| |$$)" || true); \
+	  if [ -n "$$bad" ]; then echo "lower layers import server/cmd:"; echo "$$bad"; exit 1; fi
+
+unit:
+	$(GO) test -count=1 -timeout 15m ./...
+	bash tuning/preflight_test.sh
+
+race:
+	$(GO) test -count=1 -race -timeout 20m ./codec/... ./loop/... ./pool/... ./server/...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./codec/ ./loop/ ./pool/
+
+# Fuzzing is not part of CI: run each target for FUZZTIME.
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./codec/
+	$(GO) test -run '^$$' -fuzz '^FuzzFramer$$' -fuzztime $(FUZZTIME) ./loop/
+
+clean:
+	rm -rf bin _build
