@@ -3,8 +3,10 @@ package codec
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/bytedance/sonic/decoder"
@@ -238,8 +240,9 @@ func MarshalAppend(dst []byte, v any) ([]byte, error) {
 
 // Unmarshal decodes the JSON data into v with encoding/json semantics (json
 // tags, case-insensitive field match, json.Unmarshaler, json.RawMessage).
-// Decoded strings and raw messages are copies: the result is safe to keep
-// after data is reused.
+// Decoded strings, raw messages, map keys and numbers are copies: the
+// result is safe to keep after data is reused. Errors say what failed and
+// at which offset; they do not wrap sonic's types.
 func Unmarshal(data []byte, v any) error {
 	return unmarshal(data, v, decOpts)
 }
@@ -251,14 +254,22 @@ func UnmarshalStrict(data []byte, v any) error {
 }
 
 func unmarshal(data []byte, v any, opts decoder.Options) error {
-	// sonic may alias its source for raw messages; decoding from a private
-	// copy keeps every result independent of data.
-	dec := decoder.NewDecoder(string(data))
+	// No copy of data: with OptionCopyString sonic copies every string,
+	// raw message, map key and number it stores, so results never alias
+	// data (TestUnmarshal checks it).
+	dec := decoder.NewDecoder(b2s(data))
 	dec.SetOptions(opts)
-	if err := dec.Decode(v); err != nil {
-		return err
+	err := dec.Decode(v)
+	if err == nil {
+		err = dec.CheckTrailings()
 	}
-	return dec.CheckTrailings()
+	if err != nil {
+		// sonic's errors keep the source (which aliases data) and print a
+		// multi-line excerpt: keep the first line, computed now.
+		msg, _, _ := strings.Cut(err.Error(), "\n")
+		return errors.New("codec: unmarshal: " + strings.TrimSpace(msg))
+	}
+	return nil
 }
 
 // validMaxDepth is the nesting bound of Valid, as encoding/json's.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"reflect"
 	"strings"
@@ -120,21 +121,28 @@ func TestMarshalMatchesStd(t *testing.T) {
 
 func TestUnmarshal(t *testing.T) {
 	type params struct {
-		Name      string          `json:"name"`
-		Arguments json.RawMessage `json:"arguments"`
-		N         int             `json:"n,omitempty"`
+		Name      string            `json:"name"`
+		Arguments json.RawMessage   `json:"arguments"`
+		N         int               `json:"n,omitempty"`
+		Meta      map[string]string `json:"_meta"`
+		Any       []any             `json:"any"`
+		Num       json.Number       `json:"num"`
 	}
-	data := []byte(`{"name":"echo","arguments":{"text":"hi"},"NAME2":1}`)
+	data := []byte(`{"name":"echo","arguments":{"text":"hi"},"NAME2":1,"_meta":{"k":"v"},"any":["s",{"x":"y"}],"num":1.5}`)
 	var p params
 	if err := Unmarshal(data, &p); err != nil {
 		t.Fatal(err)
 	}
-	if p.Name != "echo" || string(p.Arguments) != `{"text":"hi"}` {
-		t.Fatalf("got %+v", p)
+	want := fmt.Sprintf("%+v", p)
+	if p.Name != "echo" || string(p.Arguments) != `{"text":"hi"}` || p.Meta["k"] != "v" || p.Num != "1.5" {
+		t.Fatalf("got %s", want)
 	}
 	copy(data, bytes.Repeat([]byte("x"), len(data)))
-	if p.Name != "echo" || string(p.Arguments) != `{"text":"hi"}` {
-		t.Fatalf("Unmarshal result aliases input: %+v", p)
+	if got := fmt.Sprintf("%+v", p); got != want {
+		t.Fatalf("Unmarshal result aliases input:\n got %s\nwant %s", got, want)
+	}
+	if err := Unmarshal([]byte(`{"name":1}`), &p); err == nil || strings.Contains(err.Error(), "\n") || !strings.HasPrefix(err.Error(), "codec: unmarshal: ") {
+		t.Fatalf("error %q", err)
 	}
 	var q params
 	if err := Unmarshal([]byte(`{"Name":"ci"}`), &q); err != nil || q.Name != "ci" {
@@ -244,8 +252,22 @@ func TestErrorTable(t *testing.T) {
 	f(CodeShuttingDown, "shutting_down", 503)
 	f(Code(-32050), "other", 200)
 	f(Code(7), "other", 200)
-	if len(codeTable) != 20 {
-		t.Errorf("table has %d codes; add the new ones to this test", len(codeTable))
+	// Every code in the table has its own metric label, in the JSON-RPC
+	// reserved range, with a status from the documented set.
+	names := map[string]Code{}
+	for c, info := range codeTable {
+		if prev, dup := names[info.name]; dup || info.name == "other" || info.name == "" {
+			t.Errorf("code %d: name %q not unique (also %d)", int(c), info.name, int(prev))
+		}
+		names[info.name] = c
+		if c > -32000 || c < -32768 {
+			t.Errorf("code %d outside the JSON-RPC reserved range", int(c))
+		}
+		switch info.status {
+		case 200, 400, 401, 403, 404, 413, 429, 503:
+		default:
+			t.Errorf("code %d: HTTP status %d", int(c), info.status)
+		}
 	}
 
 	err := error(NewError(CodeRateLimited, "rate limit %d/s exceeded", 100).WithData(map[string]int{"retryAfterMs": 10}))
