@@ -108,7 +108,7 @@ func (d *Decoder) Decode(b []byte, msgs []Message) (out []Message, batch bool, e
 	i := skipWS(b, 0)
 	if b[i] != '[' {
 		out = append(out, Message{})
-		if e := decodeMessage(b[i:skipValue(b, i)], &out[0]); e != nil {
+		if _, e := decodeMessage(b[i:], &out[0]); e != nil {
 			return out[:0], false, e
 		}
 		return out, false, nil
@@ -118,13 +118,13 @@ func (d *Decoder) Decode(b []byte, msgs []Message) (out []Message, batch bool, e
 		return out, true, &Error{Code: CodeInvalidRequest, Message: "empty batch", ID: NullID}
 	}
 	for {
-		end := skipValue(b, i)
 		out = append(out, Message{})
 		m := &out[len(out)-1]
-		if e := decodeMessage(b[i:end], m); e != nil {
+		n, e := decodeMessage(b[i:], m)
+		if e != nil {
 			*m = Message{Kind: KindInvalid, ID: e.ID, Err: e}
 		}
-		i = skipWS(b, end)
+		i = skipWS(b, i+n)
 		if b[i] == ']' {
 			return out, true, nil
 		}
@@ -165,13 +165,14 @@ func quoteRaw(v []byte) string {
 	return string(v[:n]) + "…"
 }
 
-// objectMembers calls f for each member of the validated object b (b[0] ==
-// '{') with the raw key (quotes included) and raw value. It stops at the
-// first error f returns.
-func objectMembers(b []byte, f func(key, val []byte) *Error) *Error {
+// objectMembers calls f for each member of the validated object starting
+// at b[0] == '{' with the raw key (quotes included) and raw value, and
+// returns the index after the closing '}'. It stops at the first error f
+// returns, and then returns -1.
+func objectMembers(b []byte, f func(key, val []byte) *Error) (int, *Error) {
 	i := skipWS(b, 1)
 	if b[i] == '}' {
-		return nil
+		return i + 1, nil
 	}
 	for {
 		kEnd := skipString(b, i)
@@ -180,11 +181,11 @@ func objectMembers(b []byte, f func(key, val []byte) *Error) *Error {
 		i = skipWS(b, i+1) // ':'
 		vEnd := skipValue(b, i)
 		if e := f(key, b[i:vEnd]); e != nil {
-			return e
+			return -1, e
 		}
 		i = skipWS(b, vEnd)
 		if b[i] == '}' {
-			return nil
+			return i + 1, nil
 		}
 		i = skipWS(b, i+1) // ','
 	}
@@ -210,14 +211,26 @@ func isInteger(v []byte) bool {
 	return true
 }
 
-// decodeMessage decodes the validated JSON value b into m. It works on the
-// bytes directly rather than through sonic: b has been validated already,
-// and walking the top-level members while checking duplicates and
-// absent-vs-null costs less than a second parse (see BenchmarkEnvelope).
-func decodeMessage(b []byte, m *Message) *Error {
+// decodeMessage decodes the validated JSON value at the start of b into m
+// and returns the length of that value. It works on the bytes directly
+// rather than through sonic: b has been validated already, and walking the
+// top-level members while checking duplicates and absent-vs-null costs less
+// than a second parse (see BenchmarkEnvelope).
+func decodeMessage(b []byte, m *Message) (int, *Error) {
+	end := -1
+	e := decodeEnvelope(b, m, &end)
+	if end < 0 {
+		end = skipValue(b, 0)
+	}
+	return end, e
+}
+
+// decodeEnvelope does decodeMessage's work; it sets *end when it walked the
+// whole object.
+func decodeEnvelope(b []byte, m *Message, end *int) *Error {
 	*m = Message{}
 	if b[0] != '{' {
-		return invalid(NullID, "message is not a JSON object: %s", quoteRaw(b))
+		return invalid(NullID, "message is not a JSON object: %s", quoteRaw(b[:skipValue(b, 0)]))
 	}
 	var (
 		seen                               int
@@ -227,7 +240,8 @@ func decodeMessage(b []byte, m *Message) *Error {
 		nOthers                            int
 		moreOthers                         []string
 	)
-	e := objectMembers(b, func(key, val []byte) *Error {
+	var e *Error
+	*end, e = objectMembers(b, func(key, val []byte) *Error {
 		name := keyName(key)
 		var bit int
 		switch name {
@@ -345,7 +359,7 @@ func decodeErrorObject(v []byte, m *Message) *Error {
 		return invalid(m.ID, "error must be an object, got %s", quoteRaw(v))
 	}
 	var code, msg []byte
-	e := objectMembers(v, func(key, val []byte) *Error {
+	_, e := objectMembers(v, func(key, val []byte) *Error {
 		switch keyName(key) {
 		case "code":
 			if code != nil {
