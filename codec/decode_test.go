@@ -296,3 +296,32 @@ func TestDecodeReusesSlice(t *testing.T) {
 		t.Fatalf("slice not reused: %d", len(msgs2))
 	}
 }
+
+// One Decoder serves every connection: it has no mutable state.
+func TestDecodeConcurrent(t *testing.T) {
+	d := &Decoder{}
+	frames := [][]byte{
+		[]byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"}}`),
+		[]byte(`[{"jsonrpc":"2.0","id":"x","result":{}},{"jsonrpc":"2.0","method":"n"}]`),
+		[]byte(`{"jsonrpc":"2.0","id":1,"method":`),
+	}
+	done := make(chan struct{})
+	for g := 0; g < 4; g++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			var msgs []Message
+			for i := 0; i < 1000; i++ {
+				f := frames[i%len(frames)]
+				var err error
+				msgs, _, err = d.Decode(f, msgs)
+				if (err != nil) != (i%len(frames) == 2) {
+					t.Errorf("frame %d: %v", i%len(frames), err)
+					return
+				}
+			}
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		<-done
+	}
+}
