@@ -1,0 +1,254 @@
+package bench
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// histShards spreads concurrent Record calls over several histograms so
+// connections on different cores rarely touch the same cache lines.
+const histShards = 8
+
+// runner drives this process's share of the connections.
+type runner struct {
+	cfg    *Config
+	n      int // connections in this process
+	start  time.Time
+	warm0  int64 // ns since start: end of warmup
+	stopAt int64 // ns since start: no new requests after this
+	tpl    [nKinds]template
+
+	hist     [nKinds][histShards]*Histogram
+	initHist *Histogram
+
+	ok      atomic.Uint64
+	errs    atomic.Uint64
+	up      atomic.Int64
+	budget  atomic.Int64
+	bounded bool
+	stopped atomic.Bool
+	stopCh  chan struct{}
+	stop1   sync.Once
+	series  []atomic.Uint64 // completions per second after warmup
+	last    atomic.Int64    // ns of the latest counted completion
+
+	mu      sync.Mutex
+	kinds   map[string]uint64
+	samples map[string]string
+
+	ready   chan struct{} // closed when every connection has dialed (or failed)
+	pending atomic.Int64
+	wg      sync.WaitGroup
+	cpu0    float64
+}
+
+func newRunner(cfg *Config) *runner {
+	r := &runner{cfg: cfg, n: cfg.Conns, tpl: templates(cfg), initHist: NewHistogram(),
+		stopCh: make(chan struct{}), kinds: map[string]uint64{}, samples: map[string]string{},
+		ready: make(chan struct{})}
+	for k := range r.hist {
+		for s := range r.hist[k] {
+			r.hist[k][s] = NewHistogram()
+		}
+	}
+	r.warm0 = int64(cfg.Warmup)
+	r.stopAt = int64(cfg.Warmup + cfg.Duration)
+	if cfg.Mode == ModeIdle {
+		r.warm0, r.stopAt = 0, 1<<62 // held until stop
+	}
+	if cfg.Requests > 0 {
+		r.bounded = true
+		r.budget.Store(cfg.Requests)
+	}
+	r.series = make([]atomic.Uint64, int(cfg.Duration/time.Second)+2)
+	return r
+}
+
+func (r *runner) now() int64             { return int64(time.Since(r.start)) }
+func (r *runner) wall(ns int64) time.Time { return r.start.Add(time.Duration(ns)) }
+func (r *runner) stopping(now int64) bool { return now >= r.stopAt || r.stopped.Load() }
+
+// take reserves one request of the --requests budget.
+func (r *runner) take() bool { return !r.bounded || r.budget.Add(-1) >= 0 }
+
+// tick counts a completion at now in the throughput series.
+func (r *runner) tick(now int64) {
+	if sec := (now - r.warm0) / int64(time.Second); sec >= 0 && int(sec) < len(r.series) {
+		r.series[sec].Add(1)
+	}
+	r.last.Store(now)
+}
+
+// fail counts n errors of kind.
+func (r *runner) fail(kind string, n int) {
+	r.errs.Add(uint64(n))
+	r.mu.Lock()
+	r.kinds[kind] += uint64(n)
+	r.mu.Unlock()
+}
+
+func (r *runner) failErr(err error, n int) {
+	kind := errKind(err)
+	r.errs.Add(uint64(n))
+	r.mu.Lock()
+	r.kinds[kind] += uint64(n)
+	if _, ok := r.samples[kind]; !ok {
+		r.samples[kind] = err.Error()
+	}
+	r.mu.Unlock()
+}
+
+// stop ends the run early (idle: ends the hold). Idempotent.
+func (r *runner) stop() {
+	r.stop1.Do(func() {
+		r.stopped.Store(true)
+		close(r.stopCh)
+	})
+}
+
+// begin starts the connections in the background.
+func (r *runner) begin() {
+	r.cpu0 = cpuSeconds(syscall.RUSAGE_SELF)
+	r.start = time.Now()
+	sem := make(chan struct{}, r.cfg.DialConcurrency)
+	r.pending.Store(int64(r.n))
+	if r.n == 0 {
+		close(r.ready)
+	}
+	for i := 0; i < r.n; i++ {
+		c := newConn(r, r.cfg.connOffset+i)
+		r.wg.Add(1)
+		if r.cfg.Mode == ModeIdle {
+			go r.idle(c, sem)
+		} else {
+			go r.load(c, sem)
+		}
+	}
+}
+
+func (r *runner) dialed() {
+	if r.pending.Add(-1) == 0 {
+		close(r.ready)
+	}
+}
+
+// load runs one connection of a load mode, reconnecting after failures.
+func (r *runner) load(c *conn, sem chan struct{}) {
+	defer r.wg.Done()
+	first := true
+	for !r.stopping(r.now()) {
+		sem <- struct{}{}
+		err := c.dial()
+		<-sem
+		if first {
+			first = false
+			r.dialed()
+		}
+		if err != nil {
+			r.failErr(err, 1)
+			r.backoff()
+			continue
+		}
+		r.up.Add(1)
+		err = c.drive()
+		if err != nil {
+			r.failErr(err, max(c.resetInflight(), 1))
+		}
+		c.close()
+		r.up.Add(-1)
+		if err == nil {
+			return
+		}
+		r.backoff()
+	}
+	if first {
+		r.dialed()
+	}
+}
+
+func (r *runner) backoff() {
+	select {
+	case <-time.After(100 * time.Millisecond):
+	case <-r.stopCh:
+	}
+}
+
+// idle opens and initializes one session, holds it until stop, then checks it
+// still answers a ping.
+func (r *runner) idle(c *conn, sem chan struct{}) {
+	defer r.wg.Done()
+	sem <- struct{}{}
+	err := c.dial()
+	<-sem
+	r.dialed()
+	if err != nil {
+		r.failErr(err, 1)
+		return
+	}
+	r.up.Add(1)
+	<-r.stopCh
+	defer r.up.Add(-1)
+	defer c.close()
+	c.send(kindPing, r.now())
+	if err := c.flush(); err != nil {
+		r.failErr(err, 1)
+		return
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(r.cfg.Timeout))
+	for c.inflight > 0 {
+		if err := c.readOne(); err != nil {
+			if errors.Is(err, errServerClosed) && c.inflight == 0 {
+				return
+			}
+			r.failErr(ioKind(err), 1)
+			return
+		}
+	}
+}
+
+// result waits for the connections and returns this process's figures.
+func (r *runner) result() *partResult {
+	r.wg.Wait()
+	p := &partResult{OK: r.ok.Load(), Errs: r.errs.Load(), Errors: r.kinds, Samples: r.samples,
+		Init: r.initHist.wire(), CPU: cpuSeconds(syscall.RUSAGE_SELF) - r.cpu0}
+	for k := range r.hist {
+		h := NewHistogram()
+		for _, s := range r.hist[k] {
+			h.Merge(s)
+		}
+		p.Hists[k] = h.wire()
+	}
+	for i := range r.series {
+		p.Series = append(p.Series, r.series[i].Load())
+	}
+	if last := r.last.Load(); last > r.warm0 {
+		p.Elapsed = last - r.warm0
+	}
+	return p
+}
+
+// partResult is what one process reports: this process's share of the run.
+type partResult struct {
+	Hists   [nKinds]histWire  `json:"hists"`
+	Init    histWire          `json:"init"`
+	OK      uint64            `json:"ok"`
+	Errs    uint64            `json:"errs"`
+	Errors  map[string]uint64 `json:"errors"`
+	Samples map[string]string `json:"samples"`
+	Series  []uint64          `json:"series"`
+	Elapsed int64             `json:"elapsed"` // ns from the end of warmup to the last completion
+	CPU     float64           `json:"cpu"`     // seconds of user+system CPU
+}
+
+// cpuSeconds returns user+system CPU time of who.
+func cpuSeconds(who int) float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(who, &ru); err != nil {
+		return 0
+	}
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return tv(ru.Utime) + tv(ru.Stime)
+}
