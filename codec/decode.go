@@ -238,7 +238,7 @@ func decodeEnvelope(b []byte, m *Message, end *int) *Error {
 		errObj                             []byte
 		others                             [8]string
 		nOthers                            int
-		moreOthers                         []string
+		moreOthers                         map[string]struct{} // past 8 unknown members: keeps the duplicate check linear
 	)
 	var e *Error
 	*end, e = objectMembers(b, func(key, val []byte) *Error {
@@ -263,17 +263,18 @@ func decodeEnvelope(b []byte, m *Message, end *int) *Error {
 					return invalid(NullID, "duplicate member %s", quoteRaw(key))
 				}
 			}
-			for _, o := range moreOthers {
-				if o == name {
-					return invalid(NullID, "duplicate member %s", quoteRaw(key))
-				}
-			}
 			if nOthers < len(others) {
 				others[nOthers] = name
 				nOthers++
-			} else {
-				moreOthers = append(moreOthers, name)
+				return nil
 			}
+			if moreOthers == nil {
+				moreOthers = make(map[string]struct{})
+			}
+			if _, dup := moreOthers[name]; dup {
+				return invalid(NullID, "duplicate member %s", quoteRaw(key))
+			}
+			moreOthers[name] = struct{}{}
 			return nil
 		}
 		if seen&bit != 0 {

@@ -2,6 +2,7 @@ package codec
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -323,5 +324,26 @@ func TestDecodeConcurrent(t *testing.T) {
 	}
 	for g := 0; g < 4; g++ {
 		<-done
+	}
+}
+
+// Many unknown members must not make the duplicate check quadratic.
+func TestDecodeManyMembers(t *testing.T) {
+	var sb strings.Builder
+	sb.WriteString(`{"jsonrpc":"2.0","id":1,"method":"m"`)
+	for i := 0; i < 200000; i++ {
+		fmt.Fprintf(&sb, `,"k%d":0`, i)
+	}
+	var d Decoder
+	start := time.Now()
+	if _, _, err := d.Decode([]byte(sb.String()+"}"), nil); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := d.Decode([]byte(sb.String()+`,"k199999":1}`), nil)
+	if err == nil || !strings.Contains(err.Error(), `duplicate member "k199999"`) {
+		t.Fatalf("duplicate among many: %v", err)
+	}
+	if el := time.Since(start); el > 2*time.Second {
+		t.Fatalf("200000 members took %v", el)
 	}
 }
