@@ -38,6 +38,24 @@ func rawWrite(fd int, p []byte, timeout time.Duration) error {
 	return nil
 }
 
+// writeNonblock writes as much of p as the socket takes without waiting.
+func writeNonblock(fd int, p []byte) (int, error) {
+	written := 0
+	for written < len(p) {
+		n, err := unix.Write(fd, p[written:])
+		if n > 0 {
+			written += n
+		}
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return written, err
+		}
+	}
+	return written, nil
+}
+
 // dupFD duplicates fd with close-on-exec set.
 func dupFD(fd int) (int, error) {
 	return unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
