@@ -223,6 +223,7 @@ func Run(cfg *Config, progress io.Writer) (*Result, error) {
 	res.ErrorsByKind = map[string]uint64{}
 	res.ErrorSamples = map[string]string{}
 	var elapsed int64
+	var replies uint64 // including warmup: what the CPU figures are divided by
 	var firstErr error
 	for _, p := range parts {
 		pr, err := p.wait()
@@ -237,6 +238,7 @@ func Run(cfg *Config, progress io.Writer) (*Result, error) {
 		}
 		initH.Merge(pr.Init.histogram())
 		res.Requests += pr.OK
+		replies += pr.All
 		res.Errors += pr.Errs
 		for k, v := range pr.Errors {
 			res.ErrorsByKind[k] += v
@@ -288,8 +290,8 @@ func Run(cfg *Config, progress io.Writer) (*Result, error) {
 		if res.Seconds > 0 {
 			res.RPS = float64(res.Requests) / res.Seconds
 		}
-		if res.Requests > 0 {
-			res.ClientCPUPerReq = res.ClientCPUSeconds / float64(res.Requests) * 1e6
+		if replies > 0 {
+			res.ClientCPUPerReq = res.ClientCPUSeconds / float64(replies) * 1e6
 		}
 	}
 	if wantServer {
@@ -300,8 +302,8 @@ func Run(cfg *Config, progress io.Writer) (*Result, error) {
 				sr.GoroutinesPerSession = float64(loaded.Goroutines-base.Goroutines) / float64(sessions)
 			}
 		}
-		if cfg.Mode != ModeIdle && base.CPUSeconds >= 0 && res.Requests > 0 {
-			sr.CPUPerReq = (loaded.CPUSeconds - base.CPUSeconds) / float64(res.Requests) * 1e6
+		if cfg.Mode != ModeIdle && base.CPUSeconds >= 0 && replies > 0 {
+			sr.CPUPerReq = (loaded.CPUSeconds - base.CPUSeconds) / float64(replies) * 1e6
 		}
 		res.Server = sr
 	}

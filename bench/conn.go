@@ -137,7 +137,7 @@ func (c *conn) initialize() error {
 	}
 	// HTTP: POST initialize, keep Mcp-Session-Id, POST notifications/initialized.
 	hdr := httpHeader("POST", cfg.path, cfg.host, "", nil)
-	if _, err := c.nc.Write(appendHTTP(nil, hdr, initializeBody(cfg.ProtocolVersion))); err != nil {
+	if _, err := c.nc.Write(appendHTTP(nil, hdr, routing("initialize", ""), initializeBody(cfg.ProtocolVersion))); err != nil {
 		return ioKind(err)
 	}
 	if err := c.rd.readHTTP(&c.resp, &c.scratch); err != nil {
@@ -155,7 +155,7 @@ func (c *conn) initialize() error {
 	c.version = findProtocolVersion(c.resp.body)
 	c.session = append(c.session[:0], c.resp.sessionID...)
 	c.hdr = httpHeader("POST", cfg.path, cfg.host, c.version, c.session)
-	if _, err := c.nc.Write(appendHTTP(nil, c.hdr, initializedBody)); err != nil {
+	if _, err := c.nc.Write(appendHTTP(nil, c.hdr, routing("notifications/initialized", ""), initializedBody)); err != nil {
 		return ioKind(err)
 	}
 	if err := c.rd.readHTTP(&c.resp, &c.scratch); err != nil {
@@ -227,7 +227,7 @@ func (c *conn) send(k int, t int64) {
 	c.body = append(c.body[:0], tpl.pre...)
 	c.body = strconv.AppendInt(c.body, id, 10)
 	c.body = append(c.body, tpl.post...)
-	c.wbuf = appendHTTP(c.wbuf, c.hdr, c.body)
+	c.wbuf = appendHTTP(c.wbuf, c.hdr, tpl.http, c.body)
 	c.fifo = append(c.fifo, slot)
 }
 
@@ -236,6 +236,7 @@ func (c *conn) complete(slot int32, now int64, rep *reply) {
 	t, k := c.sentAt[slot], c.kinds[slot]
 	c.release(slot)
 	r := c.r
+	r.all.Add(1)
 	if rep.isError {
 		r.fail("rpc_"+strconv.FormatInt(rep.code, 10), 1)
 		return

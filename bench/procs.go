@@ -24,10 +24,12 @@ type part interface {
 // localPart runs a share in this process.
 type localPart struct{ r *runner }
 
-func (p localPart) counts() (uint64, uint64, int64) { return p.r.ok.Load(), p.r.errs.Load(), p.r.up.Load() }
-func (p localPart) readyCh() <-chan struct{}        { return p.r.ready }
-func (p localPart) stop()                            { p.r.stop() }
-func (p localPart) wait() (*partResult, error)       { return p.r.result(), nil }
+func (p localPart) counts() (uint64, uint64, int64) {
+	return p.r.ok.Load(), p.r.errs.Load(), p.r.up.Load()
+}
+func (p localPart) readyCh() <-chan struct{}   { return p.r.ready }
+func (p localPart) stop()                      { p.r.stop() }
+func (p localPart) wait() (*partResult, error) { return p.r.result(), nil }
 
 // workerEnv marks a re-executed worker process (tests use it in TestMain).
 const workerEnv = "ERLMCP_BENCH_WORKER"

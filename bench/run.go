@@ -24,7 +24,8 @@ type runner struct {
 	hist     [nKinds][histShards]*Histogram
 	initHist *Histogram
 
-	ok      atomic.Uint64
+	ok      atomic.Uint64 // replies after warmup
+	all     atomic.Uint64 // replies including warmup and errors: the CPU-per-request denominator
 	errs    atomic.Uint64
 	up      atomic.Int64
 	budget  atomic.Int64
@@ -67,7 +68,7 @@ func newRunner(cfg *Config) *runner {
 	return r
 }
 
-func (r *runner) now() int64             { return int64(time.Since(r.start)) }
+func (r *runner) now() int64              { return int64(time.Since(r.start)) }
 func (r *runner) wall(ns int64) time.Time { return r.start.Add(time.Duration(ns)) }
 func (r *runner) stopping(now int64) bool { return now >= r.stopAt || r.stopped.Load() }
 
@@ -212,7 +213,7 @@ func (r *runner) idle(c *conn, sem chan struct{}) {
 // result waits for the connections and returns this process's figures.
 func (r *runner) result() *partResult {
 	r.wg.Wait()
-	p := &partResult{OK: r.ok.Load(), Errs: r.errs.Load(), Errors: r.kinds, Samples: r.samples,
+	p := &partResult{OK: r.ok.Load(), All: r.all.Load(), Errs: r.errs.Load(), Errors: r.kinds, Samples: r.samples,
 		Init: r.initHist.wire(), CPU: cpuSeconds(syscall.RUSAGE_SELF) - r.cpu0}
 	for k := range r.hist {
 		h := NewHistogram()
@@ -235,6 +236,7 @@ type partResult struct {
 	Hists   [nKinds]histWire  `json:"hists"`
 	Init    histWire          `json:"init"`
 	OK      uint64            `json:"ok"`
+	All     uint64            `json:"all"`
 	Errs    uint64            `json:"errs"`
 	Errors  map[string]uint64 `json:"errors"`
 	Samples map[string]string `json:"samples"`

@@ -284,7 +284,12 @@ const (
 )
 
 // template is one request body split around its id.
-type template struct{ pre, post []byte }
+type template struct {
+	pre, post []byte
+	// http holds the SEP-2243 routing headers (Mcp-Method, Mcp-Name) that
+	// 2026-07-28 servers require to match the body.
+	http []byte
+}
 
 // templates builds the request bodies of every kind for cfg.
 func templates(cfg *Config) [nKinds]template {
@@ -307,10 +312,19 @@ func templates(cfg *Config) [nKinds]template {
 	ping += "}"
 	list := `,"method":"tools/list","params":{` + meta + "}}"
 	return [nKinds]template{
-		kindCall: {pre, []byte(call)},
-		kindPing: {pre, []byte(ping)},
-		kindList: {pre, []byte(list)},
+		kindCall: {pre, []byte(call), routing("tools/call", cfg.Tool)},
+		kindPing: {pre, []byte(ping), routing("ping", "")},
+		kindList: {pre, []byte(list), routing("tools/list", "")},
 	}
+}
+
+// routing returns the Mcp-Method and Mcp-Name header lines of a request.
+func routing(method, name string) []byte {
+	h := "Mcp-Method: " + method + "\r\n"
+	if name != "" {
+		h += "Mcp-Name: " + name + "\r\n"
+	}
+	return []byte(h)
 }
 
 // initializeBody is the session-era initialize request (id 0).
@@ -336,9 +350,10 @@ func findProtocolVersion(body []byte) string {
 	return string(rest[:j])
 }
 
-// appendHTTP appends a POST of body to dst. hdr holds the fixed header lines.
-func appendHTTP(dst, hdr, body []byte) []byte {
+// appendHTTP appends a POST of body to dst. hdr and extra hold header lines.
+func appendHTTP(dst, hdr, extra, body []byte) []byte {
 	dst = append(dst, hdr...)
+	dst = append(dst, extra...)
 	dst = append(dst, "Content-Length: "...)
 	dst = strconv.AppendInt(dst, int64(len(body)), 10)
 	dst = append(dst, "\r\n\r\n"...)
