@@ -31,8 +31,9 @@ type Config struct {
 	// Addr is the address to bind, e.g. "127.0.0.1:8080". Ignored when
 	// Listener is set.
 	Addr string `json:"addr"`
-	// Listener is an optional pre-opened listener (socket handoff on upgrade).
-	// It is converted with netpoll.ConvertListener and closed by Shutdown.
+	// Listener is an optional pre-opened listener (socket handoff on upgrade),
+	// a *net.TCPListener or *net.UnixListener. Its socket is dup'ed for
+	// netpoll (as netpoll.ConvertListener does) and both are closed by Shutdown.
 	Listener net.Listener `json:"-"`
 	// Pollers is netpoll's poller (epoll loop) count. If zero, netpoll's
 	// default (GOMAXPROCS/20+1). PROCESS-WIDE: netpoll keeps one set of

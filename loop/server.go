@@ -96,37 +96,33 @@ func Listen(cfg Config) (*Server, error) {
 	if err := configure(&cfg); err != nil {
 		return nil, err
 	}
-	var (
-		nl  netpoll.Listener
-		err error
-	)
-	if cfg.Listener != nil {
-		nl, err = netpoll.ConvertListener(cfg.Listener)
-	} else {
-		nl, err = netpoll.CreateListener(cfg.Network, cfg.Addr)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("loop: listen %s %s: %w", cfg.Network, cfg.Addr, err)
+	nl := cfg.Listener
+	if nl == nil {
+		var err error
+		if nl, err = net.Listen(cfg.Network, cfg.Addr); err != nil {
+			return nil, fmt.Errorf("loop: listen %s %s: %w", cfg.Network, cfg.Addr, err)
+		}
 	}
 	s := &Server{
 		cfg:  cfg,
 		quit: make(chan struct{}),
 		reap: make(chan struct{}),
 	}
-	s.ln = &listener{Listener: nl, s: s}
+	var err error
+	if s.ln, err = newListener(s, nl); err != nil {
+		nl.Close()
+		return nil, err
+	}
 	s.clock.Store(time.Now().UnixNano())
 	opts := []netpoll.Option{
 		netpoll.WithOnPrepare(s.onPrepare),
-	}
-	if cfg.KeepAlive > 0 {
-		opts = append(opts, netpoll.WithIdleTimeout(cfg.KeepAlive)) // TCP keepalive only
 	}
 	if cfg.WriteTimeout > 0 {
 		opts = append(opts, netpoll.WithWriteTimeout(cfg.WriteTimeout))
 	}
 	s.evl, err = netpoll.NewEventLoop(s.onRequest, opts...)
 	if err != nil {
-		nl.Close()
+		s.ln.Close()
 		return nil, err
 	}
 	return s, nil
@@ -216,23 +212,6 @@ func (s *Server) Stats() Stats {
 		Writes:     s.writes.Load(),
 		Holds:      s.holds.Load(),
 	}
-}
-
-// listener wraps netpoll's listener so that connections accepted during
-// Shutdown are closed at once (netpoll's own Shutdown would close idle
-// connections before held work finished).
-type listener struct {
-	netpoll.Listener
-	s *Server
-}
-
-func (l *listener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil && c != nil && l.s.shutdown.Load() {
-		c.Close()
-		return nil, nil // netpoll ignores a nil conn
-	}
-	return c, err
 }
 
 // onPrepare runs in the accepting poller before the connection is registered

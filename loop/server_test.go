@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // echoHandler replies to each frame with the frame; a frame starting with
@@ -570,4 +572,58 @@ func TestServeStreamNetConnSniff(t *testing.T) {
 		t.Fatalf("HTTP got %q", line)
 	}
 	<-done
+}
+
+func TestListenerHandoffAndKeepAlive(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &echoHandler{}
+	s, err := Listen(Config{Handler: h, Listener: ln, KeepAlive: 7 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve()
+	defer s.Shutdown(context.Background())
+	if s.Addr().String() != ln.Addr().String() {
+		t.Fatalf("Addr %v, want %v", s.Addr(), ln.Addr())
+	}
+	c := dial(t, s)
+	fmt.Fprintf(c, "handoff\n")
+	if got := readLines(t, bufio.NewReader(c), 1); got[0] != "handoff" {
+		t.Fatalf("got %q", got)
+	}
+	s.mu.Lock()
+	var fd int
+	for _, sc := range s.conns {
+		if sc != nil {
+			fd = sc.fd
+		}
+	}
+	s.mu.Unlock()
+	idle, err := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE)
+	if err != nil || idle != 7 {
+		t.Fatalf("TCP_KEEPIDLE = %d, %v; want 7", idle, err)
+	}
+}
+
+func TestServeStreamContextCancel(t *testing.T) {
+	h := &echoHandler{}
+	srv, cli := net.Pipe()
+	defer cli.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ServeStream(ctx, Config{Handler: h}, "tls", srv, srv) }()
+	go io.Copy(io.Discard, cli)
+	cli.Write([]byte("x\n"))
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("ServeStream did not return after cancel")
+	}
+	if h.closed.Load() != 1 {
+		t.Fatalf("Close callbacks %d", h.closed.Load())
+	}
 }
