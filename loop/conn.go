@@ -74,7 +74,7 @@ type Conn struct {
 	out     *pool.Buffer // replies queued during the current wakeup; kept between wakeups until hibernation
 	fr      framer       // touched by the event goroutine; by the reaper only under mu when !inReq
 	dup     int32        // dup of fd taken on the first Hold, -1 if none (see Hold)
-	holds   int32        // outstanding Holds
+	holds   atomic.Int32 // outstanding Holds; written under mu, read lock-free by the reaper
 	drained *sync.Cond   // ServeStream only: signalled when holds drop to 0
 
 	state        atomic.Uint32         // stateX flags
@@ -239,11 +239,11 @@ func (c *Conn) writeLocked(p []byte) error {
 // half-close may be lost (logged at Warn).
 func (c *Conn) Hold() {
 	c.mu.Lock()
-	c.holds++
+	n := c.holds.Add(1)
 	if c.srv != nil {
 		c.srv.holds.Add(1)
 	}
-	if c.holds == 1 && c.np != nil && c.inReq && c.dup < 0 {
+	if n == 1 && c.np != nil && c.inReq && c.dup < 0 {
 		if fd, err := dupFD(c.fd); err == nil {
 			c.dup = int32(fd)
 		} else {
@@ -257,15 +257,15 @@ func (c *Conn) Hold() {
 // already closed runs Handler.Close.
 func (c *Conn) Release() {
 	c.mu.Lock()
-	c.holds--
-	if c.holds < 0 {
+	n := c.holds.Add(-1)
+	if n < 0 {
 		c.mu.Unlock()
 		panic("loop: Conn.Release without Hold")
 	}
 	if c.srv != nil {
 		c.srv.holds.Add(-1)
 	}
-	last := c.holds == 0
+	last := n == 0
 	if last {
 		if c.dup >= 0 {
 			closeFD(int(c.dup))
@@ -387,7 +387,7 @@ func (c *Conn) oversize() {
 // it frees pooled buffers and calls Handler.Close.
 func (c *Conn) finish() {
 	c.mu.Lock()
-	if c.holds > 0 || c.state.Load()&stateFinished != 0 {
+	if c.holds.Load() > 0 || c.state.Load()&stateFinished != 0 {
 		c.mu.Unlock() // the last Release finishes
 		return
 	}

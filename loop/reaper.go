@@ -72,11 +72,7 @@ func (s *Server) sweep(now int64, conns []*Conn) {
 	}
 }
 
-func (s *Server) holdsOf(c *Conn) int32 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.holds
-}
+func (s *Server) holdsOf(c *Conn) int32 { return c.holds.Load() }
 
 // hibernate releases the connection's pooled reply and carry buffers. It
 // skips a connection whose event goroutine is running or that still holds a

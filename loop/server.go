@@ -125,6 +125,8 @@ func Listen(cfg Config) (*Server, error) {
 		s.ln.Close()
 		return nil, err
 	}
+	s.reapWG.Add(1)
+	go s.reaper()
 	return s, nil
 }
 
@@ -134,8 +136,6 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // Serve accepts and serves connections until Shutdown. It returns nil after
 // Shutdown, or the error that stopped the listener.
 func (s *Server) Serve() error {
-	s.reapWG.Add(1)
-	go s.reaper()
 	err := s.evl.Serve(s.ln)
 	if s.shutdown.Load() {
 		<-s.quit

@@ -103,7 +103,7 @@ func ServeStream(ctx context.Context, cfg Config, transport string, r io.Reader,
 	}
 	// Let held work finish and reply (half-close), then close.
 	c.mu.Lock()
-	for c.holds > 0 {
+	for c.holds.Load() > 0 {
 		c.drained.Wait()
 	}
 	c.mu.Unlock()
