@@ -269,3 +269,10 @@ func (rc *replayCache) len() int {
 	}
 	return n
 }
+
+// SignatureParts are the three values of a signature, as read from headers or _meta.
+type SignatureParts struct {
+	Timestamp string
+	Nonce     string
+	Signature string
+}
