@@ -627,3 +627,24 @@ func TestServeStreamContextCancel(t *testing.T) {
 		t.Fatalf("Close callbacks %d", h.closed.Load())
 	}
 }
+
+// bigHandler replies 1 MiB to every frame.
+type bigHandler struct{ echoHandler }
+
+func (h *bigHandler) Frame(c *Conn, frame []byte) { c.Reply(bytes.Repeat([]byte("b"), 1<<20)) }
+
+func TestWriteTimeoutSlowReader(t *testing.T) {
+	h := &bigHandler{}
+	s := startServer(t, Config{Handler: h, WriteTimeout: 200 * time.Millisecond})
+	c := dial(t, s)
+	_ = c.SetReadBuffer(4096)
+	for i := 0; i < 20; i++ {
+		if _, err := c.Write([]byte("go\n")); err != nil {
+			break
+		}
+	}
+	waitFor(t, "Close callback", func() bool { return h.closed.Load() == 1 })
+	if errs := h.errs(); !errors.Is(errs[0], ErrWriteTimeout) {
+		t.Fatalf("Close err = %v, want ErrWriteTimeout", errs[0])
+	}
+}

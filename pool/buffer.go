@@ -77,7 +77,7 @@ func (b *Buffer) Release() {
 			return
 		}
 		cls := bits.Len(uint(c)) - 1 - minClassShift
-		b.B = b.B[:0:1<<(cls+minClassShift)]
+		b.B = b.B[: 0 : 1<<(cls+minClassShift)]
 		classes[cls].Put(b)
 		return
 	}
