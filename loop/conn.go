@@ -151,7 +151,7 @@ func (c *Conn) flushLocked() error {
 		c.srv.writes.Add(1)
 	}
 	c.out.B = c.out.B[:0]
-	if len(c.out.B) > 64<<10 { // do not keep big buffers between wakeups
+	if cap(c.out.B) > 64<<10 { // do not keep big buffers between wakeups
 		c.out.Release()
 		c.out = nil
 	}
