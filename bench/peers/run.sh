@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# bench/peers/run.sh: the same load against erlmcp and its peers, in one run.
+#
+# Builds erlmcp and the peers (mark3labs/mcp-go, modelcontextprotocol/go-sdk,
+# a bare fasthttp canned reply, a bare netpoll line echo), starts each in turn
+# on loopback, drives it with `erlmcp bench` (and wrk when installed), and
+# prints a Markdown table: req/s, ratio to the bare handler, p99, server RSS.
+set -euo pipefail
+
+usage() {
+  cat <<'USAGE'
+usage: bench/peers/run.sh [--duration 10s] [--warmup 2s] [--conns 64] [--out DIR] [--no-wrk] [--quick]
+
+  --duration D   measured time per row (default 10s)
+  --warmup D     unmeasured warm-up per row (default 2s)
+  --conns N      connections (default 64; wrk uses the same with -t2)
+  --out DIR      where binaries, logs and JSON results go (default bench/results/tmp/peers-<UTC time>, git-ignored)
+  --no-wrk       skip the wrk rows even if wrk is installed
+  --quick        --duration 3s --warmup 1s (a smoke run)
+  -h, --help     this text
+
+Rows (all on 127.0.0.1, one server at a time, same client and flags):
+  HTTP tools/call echo: erlmcp stateless 2026-07-28 and session era, mcp-go v1.2.1
+  (stateless), go-sdk v1.8.0 (stateless, JSON responses), bare fasthttp (ceiling).
+  TCP: erlmcp ping-pong vs a bare netpoll line echo (ceiling), erlmcp pipelined
+  depth 16 vs erlmcp ping-pong.
+Peers live in their own Go module (bench/peers/go.mod) and never enter erlmcp's.
+USAGE
+}
+
+DURATION=10s WARMUP=2s CONNS=64 OUT="" WRK=1
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --duration) DURATION=$2; shift 2 ;;
+    --warmup) WARMUP=$2; shift 2 ;;
+    --conns) CONNS=$2; shift 2 ;;
+    --out) OUT=$2; shift 2 ;;
+    --no-wrk) WRK=0; shift ;;
+    --quick) DURATION=3s WARMUP=1s; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "run.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
+  esac
+done
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+OUT=${OUT:-$ROOT/bench/results/tmp/peers-$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$OUT/bin"
+command -v jq >/dev/null || { echo "run.sh: needs jq (apt-get install -y jq)" >&2; exit 1; }
+if [[ $WRK == 1 ]] && ! command -v wrk >/dev/null; then
+  echo "run.sh: wrk not installed (apt-get install -y wrk): wrk rows skipped" >&2
+  WRK=0
+fi
+
+echo "building erlmcp and peers into $OUT/bin" >&2
+(cd "$ROOT" && go build -o "$OUT/bin/erlmcp" ./cmd/erlmcp)
+(cd "$ROOT/bench/peers" && go build -o "$OUT/bin/" ./...)
+BENCH="$OUT/bin/erlmcp"
+
+# Ports well away from erlmcp's defaults, so a running daemon is not disturbed.
+PORT_OURS=18180 PORT_METRICS=18190 PORT_MCPGO=18181 PORT_GOSDK=18182 PORT_FAST=18183 PORT_NETPOLL=18184
+cat >"$OUT/erlmcp.yaml" <<YAML
+transports:
+  tcp:
+    addr: 127.0.0.1:$PORT_OURS
+observability:
+  metrics:
+    addr: 127.0.0.1:$PORT_METRICS
+logging:
+  level: warn
+# Throughput rows measure the data path: the per-client rate limiter (a policy,
+# default on) would answer most of them with -32003.
+rate_limiter:
+  enabled: false
+YAML
+
+SERVER_PID=""
+stop_server() {
+  if [[ -n $SERVER_PID ]]; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+  fi
+}
+trap stop_server EXIT
+
+# start NAME PORT CMD...: starts a server and waits for its port.
+start() {
+  local name=$1 port=$2; shift 2
+  "$@" >"$OUT/$name.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  echo "run.sh: $name did not listen on $port; log:" >&2
+  cat "$OUT/$name.log" >&2
+  exit 1
+}
+
+ROWS=()
+# load ROW-NAME JSON-FILE ARGS...: one erlmcp bench run against the current server.
+load() {
+  local row=$1 file=$2; shift 2
+  echo "run.sh: $row" >&2
+  "$BENCH" bench --quiet --json --duration "$DURATION" --warmup "$WARMUP" --conns "$CONNS" \
+    --pid "$SERVER_PID" "$@" >"$OUT/$file.json" || echo "run.sh: $row: erlmcp bench exited $? (see errors in the table)" >&2
+  ROWS+=("$row|$file|erlmcp bench $*")
+}
+
+# wrkrow ROW-NAME FILE URL: the same tools/call through wrk (stateless 2026 headers).
+wrkrow() {
+  local row=$1 file=$2 url=$3
+  [[ $WRK == 1 ]] || return 0
+  echo "run.sh: $row (wrk)" >&2
+  local rss0
+  wrk -t2 -c"$CONNS" -d"$WARMUP" -s "$ROOT/bench/wrk/mcp_tools_call.lua" "$url" >/dev/null
+  wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$ROOT/bench/wrk/mcp_tools_call.lua" "$url" >"$OUT/$file.wrk.txt"
+  rss0=$(awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status")
+  local rps p99 errs
+  rps=$(awk '/^Requests\/sec:/ {print $2}' "$OUT/$file.wrk.txt")
+  p99=$(awk '/^p50 / {print $5}' "$OUT/$file.wrk.txt")
+  errs=$(awk '/^non-200:/ {print $2 + $5}' "$OUT/$file.wrk.txt")
+  jq -n --argjson rps "$rps" --argjson p99 "$p99" --argjson rss "$((rss0 * 1024))" --argjson e "${errs:-0}" \
+    '{rps:$rps, latency:{p99:$p99}, errors:$e, server:{loaded:{rssBytes:$rss}}}' >"$OUT/$file.json"
+  ROWS+=("$row (wrk)|$file|wrk -t2 -c$CONNS -s bench/wrk/mcp_tools_call.lua")
+}
+
+HTTP_ARGS=(--mode pingpong --transport http)
+
+start fasthttp $PORT_FAST "$OUT/bin/fasthttp" -addr 127.0.0.1:$PORT_FAST
+load "bare fasthttp canned reply (ceiling)" fast "${HTTP_ARGS[@]}" --url http://127.0.0.1:$PORT_FAST/mcp --stateless
+wrkrow "bare fasthttp canned reply (ceiling)" fast.wrk http://127.0.0.1:$PORT_FAST/mcp
+stop_server
+
+start erlmcp $PORT_OURS "$BENCH" start -config "$OUT/erlmcp.yaml"
+load "erlmcp /mcp stateless 2026-07-28" ours.http.stateless "${HTTP_ARGS[@]}" --url http://127.0.0.1:$PORT_OURS/mcp --stateless
+load "erlmcp /mcp session era" ours.http.session "${HTTP_ARGS[@]}" --url http://127.0.0.1:$PORT_OURS/mcp
+wrkrow "erlmcp /mcp stateless 2026-07-28" ours.wrk http://127.0.0.1:$PORT_OURS/mcp
+load "erlmcp TCP ping-pong" ours.tcp.pingpong --mode pingpong --addr 127.0.0.1:$PORT_OURS
+load "erlmcp TCP pipelined depth 16" ours.tcp.pipelined --mode pipelined --depth 16 --addr 127.0.0.1:$PORT_OURS
+stop_server
+
+start mcpgo $PORT_MCPGO "$OUT/bin/mcpgo" -addr 127.0.0.1:$PORT_MCPGO -stateless
+load "mcp-go v1.2.1 (stateless)" mcpgo "${HTTP_ARGS[@]}" --url http://127.0.0.1:$PORT_MCPGO/mcp
+wrkrow "mcp-go v1.2.1 (stateless)" mcpgo.wrk http://127.0.0.1:$PORT_MCPGO/mcp
+stop_server
+
+start gosdk $PORT_GOSDK "$OUT/bin/gosdk" -addr 127.0.0.1:$PORT_GOSDK -stateless -json
+load "go-sdk v1.8.0 (stateless, JSON)" gosdk "${HTTP_ARGS[@]}" --url http://127.0.0.1:$PORT_GOSDK/mcp
+wrkrow "go-sdk v1.8.0 (stateless, JSON)" gosdk.wrk http://127.0.0.1:$PORT_GOSDK/mcp
+stop_server
+
+start netpoll $PORT_NETPOLL "$OUT/bin/netpoll" -addr 127.0.0.1:$PORT_NETPOLL
+load "bare netpoll line echo (TCP ceiling)" netpoll --mode pingpong --addr 127.0.0.1:$PORT_NETPOLL
+stop_server
+
+# Table: ratios against the bare fasthttp row of the same client (HTTP) and
+# against the netpoll echo (TCP).
+rps() { jq -r '.rps' "$OUT/$1.json"; }
+FAST=$(rps fast); FASTW=$([[ -f $OUT/fast.wrk.json ]] && rps fast.wrk || echo 0); NETPOLL=$(rps netpoll); PP=$(rps ours.tcp.pingpong)
+{
+  echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r), $(go version | cut -d' ' -f3)"
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ); $CONNS connections, ${DURATION} measured after ${WARMUP} warm-up; results in $OUT"
+  echo
+  echo "| target | req/s | ratio | p99 ms | server RSS MiB | errors | command |"
+  echo "|---|---:|---|---:|---:|---:|---|"
+  for r in "${ROWS[@]}"; do
+    IFS='|' read -r name file cmd <<<"$r"
+    base=$FAST basename="bare fasthttp"
+    case $file in
+      *.wrk) base=$FASTW basename="bare fasthttp (wrk)" ;;
+      ours.tcp.pingpong|netpoll) base=$NETPOLL basename="netpoll echo" ;;
+      ours.tcp.pipelined) base=$PP basename="erlmcp TCP ping-pong" ;;
+    esac
+    jq -r --arg name "$name" --arg cmd "$cmd" --argjson base "$base" --arg bn "$basename" \
+      '"| \($name) | \(.rps|floor) | \(if $base > 0 then ((.rps / $base * 100 | round) / 100 | tostring) + "× " + $bn else "" end) | \(.latency.p99*1000|round/1000) | \((.server.loaded.rssBytes // 0) / 1048576 | . * 10 | round / 10) | \(.errors) | `\($cmd)` |"' \
+      "$OUT/$file.json"
+  done
+} | tee "$OUT/table.md"
