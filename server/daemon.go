@@ -37,6 +37,8 @@ type Daemon struct {
 	stopOnce sync.Once
 	done     chan struct{}
 	serveErr error
+	// sec is rate limits, memory guard, auth, signing and TLS (limits_daemon.go).
+	sec *security
 }
 
 // NewDaemon builds the server from st: registries (demo tools when server.demo is on) and
@@ -49,6 +51,10 @@ func NewDaemon(st Settings, build BuildInfo, logOut io.Writer) (*Daemon, error) 
 		logOut = os.Stderr
 	}
 	log := NewLogger(logOut, st.Logging)
+	sec, err := newSecurity(st, log)
+	if err != nil {
+		return nil, err
+	}
 	srv := New(Config{
 		Name:            st.Server.Name,
 		Version:         build.Version,
@@ -62,13 +68,14 @@ func NewDaemon(st Settings, build BuildInfo, logOut io.Writer) (*Daemon, error) 
 		ClientRequestTimeout: time.Duration(st.Server.ClientRequestTimeoutMs) * time.Millisecond,
 		MaxResponseBytes:     st.MessageSize.MaxResponseSize,
 		Logger:               log,
+		Middleware:           sec.withMiddleware(nil),
 	})
 	if st.Server.Demo {
 		if err := RegisterDemo(srv); err != nil {
 			return nil, err
 		}
 	}
-	return &Daemon{st: st, build: build, log: log, srv: srv, done: make(chan struct{})}, nil
+	return &Daemon{st: st, build: build, log: log, srv: srv, sec: sec, done: make(chan struct{})}, nil
 }
 
 // NewLogger returns the daemon's slog logger for the logging settings.
@@ -144,6 +151,9 @@ func (d *Daemon) Start() error {
 		}()
 		d.log.Info("listening", "transport", "tcp", "addr", ln.Addr().String())
 	}
+	if err := d.startSecurity(); err != nil {
+		return err
+	}
 	d.log.Info("erlmcp started", "version", d.build.Version, "profile", d.st.Server.Profile,
 		"tools", d.srv.tools.len(), "resources", d.srv.resources.len(), "prompts", d.srv.prompts.len())
 	return nil
@@ -169,6 +179,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		if d.tcp != nil {
 			err = errors.Join(err, d.tcp.Shutdown(ctx))
 		}
+		err = errors.Join(err, d.stopSecurity(ctx))
 		err = errors.Join(err, d.srv.Shutdown(ctx))
 		d.wg.Wait()
 		d.log.Info("stopped", "uptime", time.Since(d.started).Round(time.Millisecond).String())

@@ -42,8 +42,9 @@ type Session struct {
 	nextID      int64
 	value       any
 
-	lastActive atomic.Int64 // unix seconds of the last message
-	seq        uint64       // creation order; shards anonymous sessions
+	lastActive atomic.Int64               // unix seconds of the last message
+	sec        atomic.Pointer[sessionSec] // principal and rate-limit key (auth.go)
+	seq        uint64                     // creation order; shards anonymous sessions
 }
 
 type clientReply struct {

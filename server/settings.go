@@ -21,6 +21,12 @@ type Settings struct {
 	MessageSize MessageSizeSettings `yaml:"message_size" json:"message_size"`
 	Hibernation HibernationSettings `yaml:"hibernation" json:"hibernation"`
 	Logging     LoggingSettings     `yaml:"logging" json:"logging"`
+	// Limits and security (limits_settings.go).
+	RateLimiter     RateLimiterSettings     `yaml:"rate_limiter" json:"rate_limiter"`
+	MemoryGuard     MemoryGuardSettings     `yaml:"memory_guard" json:"memory_guard"`
+	Auth            AuthSettings            `yaml:"auth" json:"auth"`
+	RequestSigning  RequestSigningSettings  `yaml:"request_signing" json:"request_signing"`
+	SchemaValidator SchemaValidatorSettings `yaml:"schema_validator" json:"schema_validator"`
 }
 
 // ServerSettings is the `server:` section.
@@ -53,6 +59,8 @@ type ServerSettings struct {
 // TransportSettings is the `transports:` section.
 type TransportSettings struct {
 	TCP TCPSettings `yaml:"tcp" json:"tcp"`
+	// TLS is the TLS 1.3 listener, off until a certificate is configured (limits_settings.go).
+	TLS TLSSettings `yaml:"tls" json:"tls"`
 }
 
 // TCPSettings is `transports.tcp`: newline-delimited JSON-RPC on the main port.
@@ -113,10 +121,15 @@ func DefaultSettings() Settings {
 				IdleTimeoutMs:  600000,
 				KeepaliveMs:    15000,
 			},
+			TLS: defaultTLS(),
 		},
-		MessageSize: MessageSizeSettings{MaxRequestSize: 10 << 20, MaxResponseSize: 10 << 20},
-		Hibernation: HibernationSettings{Enabled: true, AfterMs: 1000},
-		Logging:     LoggingSettings{Level: "info", Format: "text"},
+		MessageSize:     MessageSizeSettings{MaxRequestSize: 10 << 20, MaxResponseSize: 10 << 20},
+		Hibernation:     HibernationSettings{Enabled: true, AfterMs: 1000},
+		Logging:         LoggingSettings{Level: "info", Format: "text"},
+		RateLimiter:     defaultRateLimiter(),
+		MemoryGuard:     defaultMemoryGuard(),
+		RequestSigning:  defaultRequestSigning(),
+		SchemaValidator: defaultSchemaValidator(),
 	}
 }
 
@@ -203,7 +216,7 @@ func (st *Settings) Validate() error {
 			return fmt.Errorf("config: %s %s", c.key, c.why)
 		}
 	}
-	return nil
+	return st.validateSecurity()
 }
 
 func oneOf(v string, allowed ...string) bool {

@@ -1,0 +1,150 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+
+	"github.com/erlmcp/erlmcp-go/limits"
+)
+
+// security is the daemon's admission and security layer: Limits (rate limits, memory guard,
+// auth, signing, strict schemas) and the TLS listener.
+type security struct {
+	st  Settings
+	log *slog.Logger
+	lim *Limits
+	tls *TLSListener
+}
+
+// newSecurity builds Limits from the settings, loading the secrets they name.
+func newSecurity(st Settings, log *slog.Logger) (*security, error) {
+	cfg, err := st.limitsConfig()
+	if err != nil {
+		return nil, err
+	}
+	cfg.Logger = log
+	lim, err := NewLimits(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return &security{st: st, log: log, lim: lim}, nil
+}
+
+// limitsConfig turns the settings' limits and security sections into a LimitsConfig.
+func (st *Settings) limitsConfig() (LimitsConfig, error) {
+	cfg := LimitsConfig{
+		RateLimit:            st.RateLimiter.config(),
+		KeyByIP:              strings.EqualFold(st.RateLimiter.KeyBy, "ip"),
+		MemoryGuard:          st.MemoryGuard.config(),
+		AuthRequired:         st.Auth.Enabled,
+		Resource:             st.Auth.Resource,
+		AuthorizationServers: st.Auth.AuthorizationServers,
+		ToolScopes:           st.Auth.ToolScopes,
+		DefaultToolScopes:    st.Auth.DefaultToolScopes,
+		MTLSScopes:           st.Auth.MTLSScopes,
+	}
+	if st.SchemaValidator.Enabled {
+		cfg.RejectUnknownFields = st.SchemaValidator.RejectUnknownFields || st.SchemaValidator.StrictMode
+		cfg.StrictSchema = st.SchemaValidator.StrictMode
+	}
+	var err error
+	if cfg.Auth, err = st.Auth.config(); err != nil {
+		return cfg, err
+	}
+	if cfg.Signing, err = st.RequestSigning.config(); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// withMiddleware returns mw followed by the limits middleware (innermost, so tracing and
+// metrics see refusals).
+func (sec *security) withMiddleware(mw []Middleware) []Middleware {
+	out := make([]Middleware, 0, len(mw)+1)
+	out = append(out, mw...)
+	return append(out, sec.lim.Middleware())
+}
+
+// startSecurity reports the memory guard to health and metrics and starts the TLS listener
+// when a certificate is configured.
+func (d *Daemon) startSecurity() error {
+	sec := d.sec
+	if g := sec.lim.MemoryGuard(); g != nil {
+		// The health layer (health_daemon.go) turns the state into /ready, the memory health
+		// check and erlmcp_memory_guard_state; 2 means "refusing new work".
+		hr, _ := any(d).(interface{ SetMemoryGuardState(int) })
+		report := func(s limits.MemoryState) {
+			if hr == nil {
+				return
+			}
+			if s == limits.MemoryOverloaded {
+				hr.SetMemoryGuardState(2)
+			} else {
+				hr.SetMemoryGuardState(0)
+			}
+		}
+		g.OnChange(func(_, nw limits.MemoryState) { report(nw) })
+		report(g.State())
+		limit, high, low := g.Limit()
+		d.log.Info("memory guard on", "limit_bytes", limit, "high_water_bytes", high, "low_water_bytes", low)
+	}
+	tl := sec.st.Transports.TLS
+	if !tl.Enabled {
+		return nil
+	}
+	cfg := tl.tlsConfig()
+	cfg.Line = d.LineConfig()
+	cfg.Line.Addr, cfg.Line.Listener = "", nil
+	cfg.MTLSScopes = sec.st.Auth.MTLSScopes
+	cfg.Admit = sec.lim.AdmitConn
+	cfg.Logger = d.log
+	ln, err := ListenTLS(cfg)
+	if err != nil {
+		return err
+	}
+	sec.tls = ln
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := ln.Serve(); err != nil && !errors.Is(err, net.ErrClosed) {
+			d.log.Error("tls listener stopped", "err", err)
+		}
+	}()
+	d.log.Info("listening", "transport", "tls", "addr", ln.Addr().String(), "mtls", tl.Verify == "verify_peer")
+	return nil
+}
+
+// stopSecurity closes the TLS listener and its connections, then the limits' goroutines.
+func (d *Daemon) stopSecurity(ctx context.Context) error {
+	var err error
+	if d.sec.tls != nil {
+		err = d.sec.tls.Shutdown(ctx)
+	}
+	d.sec.lim.Close()
+	return err
+}
+
+// Limits returns the daemon's admission and security layer (rate limiter, memory guard,
+// authenticator, signature verifier) for the HTTP and health layers.
+func (d *Daemon) Limits() *Limits { return d.sec.lim }
+
+// TLSAddr returns the bound address of the TLS listener, or nil.
+func (d *Daemon) TLSAddr() net.Addr {
+	if d.sec.tls == nil {
+		return nil
+	}
+	return d.sec.tls.Addr()
+}
+
+// ReloadTLS re-reads the TLS certificate, key and CA bundle (`erlmcp reload`). It returns
+// nil when TLS is off.
+func (d *Daemon) ReloadTLS() error {
+	if d.sec.tls == nil {
+		return nil
+	}
+	return d.sec.tls.Reload()
+}
