@@ -3,7 +3,9 @@ package loop
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +61,14 @@ var (
 	configured    struct{ pollers, bufferSize int }
 )
 
+// debugWriter turns netpoll's log lines into Debug records.
+type debugWriter struct{ log *slog.Logger }
+
+func (w debugWriter) Write(p []byte) (int, error) {
+	w.log.Debug("netpoll: " + strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
 // configure applies the process-wide netpoll settings once.
 func configure(cfg *Config) error {
 	var err error
@@ -72,6 +82,9 @@ func configure(cfg *Config) error {
 		err = netpoll.Configure(netpoll.Config{
 			PollerNum:  cfg.Pollers,
 			BufferSize: cfg.BufferSize,
+			// netpoll prints every peer reset ("readall … connection reset by
+			// peer") to stderr; those are routine, so they go to our log at Debug.
+			LoggerOutput: debugWriter{cfg.Logger},
 		})
 		configured.pollers, configured.bufferSize = cfg.Pollers, cfg.BufferSize
 	})
