@@ -186,6 +186,32 @@ type CallToolResult struct {
 	Meta              Meta      `json:"_meta,omitempty"`
 }
 
+// UnmarshalJSON decodes content of any kind (for clients of the library and tests).
+func (r *CallToolResult) UnmarshalJSON(b []byte) error {
+	var raw struct {
+		Content           []rawContent    `json:"content"`
+		StructuredContent json.RawMessage `json:"structuredContent"`
+		IsError           bool            `json:"isError"`
+		Meta              Meta            `json:"_meta"`
+	}
+	if err := codec.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	r.Content = make([]Content, 0, len(raw.Content))
+	for i := range raw.Content {
+		c, err := raw.Content[i].content()
+		if err != nil {
+			return err
+		}
+		r.Content = append(r.Content, c)
+	}
+	if len(raw.StructuredContent) > 0 {
+		r.StructuredContent = raw.StructuredContent
+	}
+	r.IsError, r.Meta = raw.IsError, raw.Meta
+	return nil
+}
+
 // Annotations guide how a client uses content.
 type Annotations struct {
 	Audience     []string `json:"audience,omitempty"`
