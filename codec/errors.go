@@ -69,6 +69,18 @@ const (
 	// CodeShuttingDown (-32013): the server is draining and takes no new work.
 	CodeShuttingDown Code = -32013
 
+	// CodeHeaderMismatch (-32020): an HTTP header (MCP-Protocol-Version,
+	// Mcp-Method, Mcp-Name, Mcp-Param-*) disagrees with the body or is
+	// missing (MCP 2026-07-28).
+	CodeHeaderMismatch Code = -32020
+	// CodeMissingClientCapability (-32021): the request needs a client
+	// capability the client did not declare; data.requiredCapabilities
+	// names it (MCP 2026-07-28).
+	CodeMissingClientCapability Code = -32021
+	// CodeUnsupportedProtocolVersion (-32022): the request's protocol version
+	// is not served; data carries supported and requested (MCP 2026-07-28).
+	CodeUnsupportedProtocolVersion Code = -32022
+
 	// CodeURLElicitationRequired (-32042): the request needs the user to
 	// complete a URL elicitation first (MCP specification).
 	CodeURLElicitationRequired Code = -32042
@@ -82,26 +94,29 @@ type codeInfo struct {
 
 // codeTable is the one table of codes: name (metric label) and HTTP status.
 var codeTable = map[Code]codeInfo{
-	CodeParseError:             {"parse_error", http.StatusBadRequest},
-	CodeInvalidRequest:         {"invalid_request", http.StatusBadRequest},
-	CodeMethodNotFound:         {"method_not_found", http.StatusOK},
-	CodeInvalidParams:          {"invalid_params", http.StatusOK},
-	CodeInternalError:          {"internal_error", http.StatusOK},
-	CodeConnectionClosed:       {"connection_closed", http.StatusOK},
-	CodeRequestTimeout:         {"request_timeout", http.StatusOK},
-	CodeResourceNotFound:       {"resource_not_found", http.StatusOK},
-	CodeRateLimited:            {"rate_limited", http.StatusTooManyRequests},
-	CodeOverloaded:             {"overloaded", http.StatusServiceUnavailable},
-	CodeMessageTooLarge:        {"message_too_large", http.StatusRequestEntityTooLarge},
-	CodeUnauthorized:           {"unauthorized", http.StatusUnauthorized},
-	CodeForbidden:              {"forbidden", http.StatusForbidden},
-	CodeNotInitialized:         {"not_initialized", http.StatusOK},
-	CodeRequestCancelled:       {"request_cancelled", http.StatusOK},
-	CodeSessionNotFound:        {"session_not_found", http.StatusNotFound},
-	CodeBadSignature:           {"bad_signature", http.StatusUnauthorized},
-	CodeResponseTooLarge:       {"response_too_large", http.StatusRequestEntityTooLarge},
-	CodeShuttingDown:           {"shutting_down", http.StatusServiceUnavailable},
-	CodeURLElicitationRequired: {"url_elicitation_required", http.StatusOK},
+	CodeParseError:                 {"parse_error", http.StatusBadRequest},
+	CodeInvalidRequest:             {"invalid_request", http.StatusBadRequest},
+	CodeMethodNotFound:             {"method_not_found", http.StatusOK},
+	CodeInvalidParams:              {"invalid_params", http.StatusOK},
+	CodeInternalError:              {"internal_error", http.StatusOK},
+	CodeConnectionClosed:           {"connection_closed", http.StatusOK},
+	CodeRequestTimeout:             {"request_timeout", http.StatusOK},
+	CodeResourceNotFound:           {"resource_not_found", http.StatusOK},
+	CodeRateLimited:                {"rate_limited", http.StatusTooManyRequests},
+	CodeOverloaded:                 {"overloaded", http.StatusServiceUnavailable},
+	CodeMessageTooLarge:            {"message_too_large", http.StatusRequestEntityTooLarge},
+	CodeUnauthorized:               {"unauthorized", http.StatusUnauthorized},
+	CodeForbidden:                  {"forbidden", http.StatusForbidden},
+	CodeNotInitialized:             {"not_initialized", http.StatusOK},
+	CodeRequestCancelled:           {"request_cancelled", http.StatusOK},
+	CodeSessionNotFound:            {"session_not_found", http.StatusNotFound},
+	CodeBadSignature:               {"bad_signature", http.StatusUnauthorized},
+	CodeResponseTooLarge:           {"response_too_large", http.StatusRequestEntityTooLarge},
+	CodeShuttingDown:               {"shutting_down", http.StatusServiceUnavailable},
+	CodeHeaderMismatch:             {"header_mismatch", http.StatusBadRequest},
+	CodeMissingClientCapability:    {"missing_client_capability", http.StatusBadRequest},
+	CodeUnsupportedProtocolVersion: {"unsupported_protocol_version", http.StatusBadRequest},
+	CodeURLElicitationRequired:     {"url_elicitation_required", http.StatusOK},
 }
 
 // Name returns the code's snake_case name, used as the `code` label of

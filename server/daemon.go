@@ -31,6 +31,7 @@ type Daemon struct {
 	log   *slog.Logger
 	srv   *Server
 	tcp   *loop.Server
+	http  *HTTP // Streamable HTTP on the main port (nil when transports.http is off)
 
 	started  time.Time
 	wg       sync.WaitGroup
@@ -70,12 +71,22 @@ func NewDaemon(st Settings, build BuildInfo, logOut io.Writer) (*Daemon, error) 
 		Logger:               log,
 		Middleware:           sec.withMiddleware(nil),
 	})
-	if st.Server.Demo {
+	conformance := strings.EqualFold(st.Server.Profile, "conformance")
+	if st.Server.Demo && !conformance { // the suite judges tools/list: only its fixtures
 		if err := RegisterDemo(srv); err != nil {
 			return nil, err
 		}
 	}
-	return &Daemon{st: st, build: build, log: log, srv: srv, sec: sec, done: make(chan struct{})}, nil
+	if conformance {
+		if err := RegisterConformance(srv); err != nil {
+			return nil, err
+		}
+	}
+	d := &Daemon{st: st, build: build, log: log, srv: srv, sec: sec, done: make(chan struct{})}
+	if st.Transports.HTTP.Enabled {
+		d.http = srv.NewHTTP(st.httpConfig(st.Transports.TCP.Addr))
+	}
+	return d, nil
 }
 
 // NewLogger returns the daemon's slog logger for the logging settings.
@@ -120,6 +131,7 @@ func (d *Daemon) LineConfig() loop.Config {
 		KeepAlive:      time.Duration(t.KeepaliveMs) * time.Millisecond,
 		HibernateAfter: hib,
 		Handler:        d.srv.LineHandler(),
+		HTTP:           d.httpHook(),
 		Logger:         d.log,
 	}
 }
@@ -176,6 +188,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	var err error
 	d.stopOnce.Do(func() {
 		d.log.Info("shutting down: draining in-flight work")
+		if d.http != nil {
+			d.http.Close() // ends SSE streams, which would otherwise hold connections open
+		}
 		if d.tcp != nil {
 			err = errors.Join(err, d.tcp.Shutdown(ctx))
 		}

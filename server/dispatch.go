@@ -191,8 +191,14 @@ func (s *Server) finish(r *Request, res any, err error, start time.Time, async b
 	buf := pool.Get(512)
 	var b []byte
 	code := codec.Code(0)
+	if ir, ok := err.(*InputRequired); ok {
+		res, err = s.inputRequiredResult(ir), nil
+	}
 	if err == nil {
 		b, err = codec.AppendResult(buf.B[:0], r.ID, res)
+		if err == nil && r.version >= proto20260728 {
+			b = stampResult(b, r.Method)
+		}
 		if err == nil && len(b) > s.cfg.MaxResponseBytes {
 			err = codec.NewError(codec.CodeResponseTooLarge, "response of %d bytes exceeds message_size.max_response_size (%d bytes)", len(b), s.cfg.MaxResponseBytes).
 				WithData(map[string]any{"limit": s.cfg.MaxResponseBytes, "size": len(b)})

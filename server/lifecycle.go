@@ -59,20 +59,30 @@ func (s *Server) ping(ctx context.Context, r *Request) (any, error) {
 
 // DiscoverResult is the result of server/discover (2026-07-28): what initialize told in the
 // session era, available to stateless clients at any time.
+// The serverInfo travels in _meta["io.modelcontextprotocol/serverInfo"]; resultType,
+// ttlMs and cacheScope are added on the wire (stampResult).
 type DiscoverResult struct {
 	SupportedVersions []string           `json:"supportedVersions"`
 	Capabilities      ServerCapabilities `json:"capabilities"`
-	ServerInfo        Implementation     `json:"serverInfo"`
 	Instructions      string             `json:"instructions,omitempty"`
 	Meta              Meta               `json:"_meta,omitempty"`
 }
 
 func (s *Server) discover(ctx context.Context, r *Request) (any, error) {
+	caps := s.capabilities()
+	// Stateless clients get list changes and resource updates only through
+	// subscriptions/listen, which this server does not serve yet: do not promise them.
+	caps.Prompts = &ListChangedCap{}
+	caps.Tools = &ListChangedCap{}
+	caps.Resources = &ResourcesCapability{}
+	if hook, ok := discoverHooks.Load(s); ok {
+		hook.(func(*ServerCapabilities))(&caps)
+	}
 	return &DiscoverResult{
-		SupportedVersions: append(append([]string(nil), SessionVersions...), Version20260728),
-		Capabilities:      s.capabilities(),
-		ServerInfo:        s.serverInfo(),
+		SupportedVersions: supportedVersions(),
+		Capabilities:      caps,
 		Instructions:      s.cfg.Instructions,
+		Meta:              Meta{metaServerInfo: s.serverInfo()},
 	}, nil
 }
 

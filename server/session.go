@@ -41,6 +41,7 @@ type Session struct {
 	subs        map[string]struct{}           // subscribed resource URIs
 	nextID      int64
 	value       any
+	stateless   bool // a throwaway session of one 2026-07-28 request (no server→client requests)
 
 	lastActive atomic.Int64               // unix seconds of the last message
 	sec        atomic.Pointer[sessionSec] // principal and rate-limit key (auth.go)

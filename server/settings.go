@@ -61,6 +61,8 @@ type TransportSettings struct {
 	TCP TCPSettings `yaml:"tcp" json:"tcp"`
 	// TLS is the TLS 1.3 listener, off until a certificate is configured (limits_settings.go).
 	TLS TLSSettings `yaml:"tls" json:"tls"`
+	// HTTP is Streamable HTTP (and legacy HTTP+SSE) on the main port (http_settings.go).
+	HTTP HTTPSettings `yaml:"http" json:"http"`
 }
 
 // TCPSettings is `transports.tcp`: newline-delimited JSON-RPC on the main port.
@@ -121,7 +123,8 @@ func DefaultSettings() Settings {
 				IdleTimeoutMs:  600000,
 				KeepaliveMs:    15000,
 			},
-			TLS: defaultTLS(),
+			TLS:  defaultTLS(),
+			HTTP: defaultHTTPSettings(),
 		},
 		MessageSize:     MessageSizeSettings{MaxRequestSize: 10 << 20, MaxResponseSize: 10 << 20},
 		Hibernation:     HibernationSettings{Enabled: true, AfterMs: 1000},
@@ -215,6 +218,9 @@ func (st *Settings) Validate() error {
 		if c.bad {
 			return fmt.Errorf("config: %s %s", c.key, c.why)
 		}
+	}
+	if err := st.Transports.HTTP.validate(); err != nil {
+		return err
 	}
 	return st.validateSecurity()
 }

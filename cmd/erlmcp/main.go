@@ -70,13 +70,15 @@ func buildInfo() server.BuildInfo {
 
 // configFlags declares the flags shared by serving commands.
 type configFlags struct {
-	config string
-	addr   string
+	config  string
+	addr    string
+	profile string
 }
 
 func (c *configFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.config, "config", "", "path of the YAML configuration file (default: embedded defaults). See etc/erlmcp.yaml in a release")
 	fs.StringVar(&c.addr, "transports.tcp.addr", "", "TCP listen address host:port, overriding the config (default 127.0.0.1:8080)")
+	fs.StringVar(&c.profile, "profile", "", "deployment profile (server.profile, ERLMCP_PROFILE): development, production, or conformance (registers the MCP conformance suite's fixtures)")
 }
 
 func (c *configFlags) load() (server.Settings, error) {
@@ -86,6 +88,9 @@ func (c *configFlags) load() (server.Settings, error) {
 	}
 	if c.addr != "" {
 		st.Transports.TCP.Addr = c.addr
+	}
+	if c.profile != "" {
+		st.Server.Profile = c.profile
 	}
 	return st, st.Validate()
 }

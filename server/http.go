@@ -1,0 +1,902 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/erlmcp/erlmcp-go/codec"
+	"github.com/valyala/fasthttp"
+)
+
+// HTTPConfig configures the HTTP side of the main port: the MCP Streamable HTTP endpoint
+// (both eras), the legacy HTTP+SSE endpoints and any other routes mounted with Handle.
+// The zero value of every field is its documented default.
+type HTTPConfig struct {
+	// Path is the Streamable HTTP endpoint. Default "/mcp".
+	Path string
+	// AllowedOrigins lists Origin values accepted besides loopback ones (exact match,
+	// e.g. "https://app.example.com"); "*" accepts any.
+	AllowedOrigins []string
+	// AllowedHosts lists Host values (without port) accepted besides loopback ones when
+	// DNS-rebinding protection is on.
+	AllowedHosts []string
+	// DNSRebindingProtection refuses (403) requests whose Host or Origin is not loopback
+	// or allowed. The daemon turns it on when it binds a loopback address.
+	DNSRebindingProtection bool
+	// MaxBody bounds a request body; larger ones get 413 with a JSON-RPC error.
+	// Default 10 MiB.
+	MaxBody int
+	// SessionIdleTimeout ends sessions without traffic or open streams for this long.
+	// Default 10 minutes; negative never.
+	SessionIdleTimeout time.Duration
+	// EventStoreSize bounds the events kept per stream for Last-Event-ID replay.
+	// Default 256.
+	EventStoreSize int
+	// Stateless issues no Mcp-Session-Id: every session-era request is served on a
+	// throwaway session. The 2026-07-28 era is stateless whatever this says.
+	Stateless bool
+	// JSONResponse always answers POSTs with application/json (no SSE): notifications
+	// made while serving are dropped and server→client requests fail.
+	JSONResponse bool
+	// SSERetry is the retry hint of priming events and of streams a handler closes.
+	// Default 1s.
+	SSERetry time.Duration
+	// SSEKeepAlive is the interval of comment lines on idle streams, which also finds dead
+	// peers. Default 15s.
+	SSEKeepAlive time.Duration
+	// LegacySSE serves the 2024-11-05 HTTP+SSE transport at /sse and /message.
+	LegacySSE bool
+	// ReadTimeout and IdleTimeout bound reading a request and keep-alive idleness.
+	// Defaults 30s and 2 minutes.
+	ReadTimeout time.Duration
+	IdleTimeout time.Duration
+}
+
+func (c *HTTPConfig) setDefaults() {
+	if c.Path == "" {
+		c.Path = "/mcp"
+	}
+	if c.MaxBody <= 0 {
+		c.MaxBody = 10 << 20
+	}
+	if c.SessionIdleTimeout == 0 {
+		c.SessionIdleTimeout = 10 * time.Minute
+	}
+	if c.EventStoreSize <= 0 {
+		c.EventStoreSize = 256
+	}
+	if c.SSERetry <= 0 {
+		c.SSERetry = time.Second
+	}
+	if c.SSEKeepAlive <= 0 {
+		c.SSEKeepAlive = 15 * time.Second
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = 30 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 2 * time.Minute
+	}
+}
+
+// HTTP serves MCP over HTTP on connections handed to it (ServeConn) by the main port's
+// sniffing listener, or by any net.Listener (Serve). Routes other than the MCP endpoints
+// are mounted with Handle. Safe for concurrent use.
+type HTTP struct {
+	srv  *Server
+	cfg  HTTPConfig
+	fast *fasthttp.Server
+
+	routes atomic.Pointer[map[string]fasthttp.RequestHandler]
+	muxMu  sync.Mutex
+
+	stop     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+	streams  atomic.Int64 // open SSE responses
+}
+
+// NewHTTP returns the HTTP side of srv, configured by cfg (copied). It starts the session
+// reaper; Close stops it.
+func (s *Server) NewHTTP(cfg HTTPConfig) *HTTP {
+	cfg.setDefaults()
+	h := &HTTP{srv: s, cfg: cfg, stop: make(chan struct{})}
+	empty := map[string]fasthttp.RequestHandler{}
+	h.routes.Store(&empty)
+	h.fast = &fasthttp.Server{
+		Handler:               h.serve,
+		ErrorHandler:          h.serveError,
+		MaxRequestBodySize:    cfg.MaxBody,
+		ReadTimeout:           cfg.ReadTimeout,
+		IdleTimeout:           cfg.IdleTimeout,
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		CloseOnShutdown:       true,
+		Logger:                fastLogger{s.log},
+	}
+	if cfg.SessionIdleTimeout > 0 {
+		h.wg.Add(1)
+		go h.reap()
+	}
+	return h
+}
+
+type fastLogger struct {
+	log interface{ Debug(string, ...any) }
+}
+
+func (l fastLogger) Printf(format string, args ...any) {
+	l.log.Debug("fasthttp", "msg", strings.TrimSpace(format), "args", args)
+}
+
+// Handle mounts h at the exact path (e.g. "/health"). The MCP paths cannot be replaced.
+// Safe to call at any time; requests already routed are not affected.
+func (h *HTTP) Handle(path string, fn fasthttp.RequestHandler) {
+	h.muxMu.Lock()
+	defer h.muxMu.Unlock()
+	old := *h.routes.Load()
+	m := make(map[string]fasthttp.RequestHandler, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	m[path] = fn
+	h.routes.Store(&m)
+}
+
+// ServeConn serves HTTP on c until it closes; it is the loop.Config.HTTP hook.
+func (h *HTTP) ServeConn(c net.Conn) {
+	_ = h.fast.ServeConn(c)
+}
+
+// Serve serves HTTP on ln until it is closed (tests, a dedicated HTTP port).
+func (h *HTTP) Serve(ln net.Listener) error { return h.fast.Serve(ln) }
+
+// Close ends every HTTP session and stream and stops the reaper. Idempotent.
+func (h *HTTP) Close() {
+	h.stopOnce.Do(func() {
+		close(h.stop)
+		h.srv.EachSession(func(ss *Session) {
+			if hs, _ := ss.Value().(*httpSession); hs != nil {
+				hs.end()
+			}
+		})
+		h.wg.Wait()
+	})
+}
+
+// Handler returns the fasthttp handler (all routes), for mounting elsewhere.
+func (h *HTTP) Handler() fasthttp.RequestHandler { return h.serve }
+
+func (h *HTTP) serve(ctx *fasthttp.RequestCtx) {
+	path := ctx.Path()
+	switch {
+	case string(path) == h.cfg.Path:
+		h.serveMCP(ctx)
+		return
+	case h.cfg.LegacySSE && string(path) == "/sse":
+		h.serveLegacyStream(ctx)
+		return
+	case h.cfg.LegacySSE && string(path) == "/message":
+		h.serveLegacyPost(ctx)
+		return
+	}
+	if fn := (*h.routes.Load())[string(path)]; fn != nil {
+		fn(ctx)
+		return
+	}
+	ctx.Error("not found", fasthttp.StatusNotFound)
+}
+
+// serveError answers requests fasthttp could not read: an oversize body gets 413 with a
+// JSON-RPC error body, so MCP clients see why.
+func (h *HTTP) serveError(ctx *fasthttp.RequestCtx, err error) {
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		h.writeError(ctx, fasthttp.StatusRequestEntityTooLarge, codec.NullID, codec.NewError(codec.CodeMessageTooLarge,
+			"request body exceeds %d bytes (transports.http.max_body, default message_size.max_request_size)", h.cfg.MaxBody).
+			WithData(map[string]any{"limit": h.cfg.MaxBody}))
+		ctx.SetConnectionClose()
+		return
+	}
+	ctx.Error("bad request: "+err.Error(), fasthttp.StatusBadRequest)
+}
+
+// writeError answers with one JSON-RPC error as application/json.
+func (h *HTTP) writeError(ctx *fasthttp.RequestCtx, status int, id codec.ID, e *codec.Error) {
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(codec.AppendError(nil, id, e))
+}
+
+// Header names of the Streamable HTTP transport.
+const (
+	hdrSessionID   = "Mcp-Session-Id"
+	hdrProtocol    = "Mcp-Protocol-Version"
+	hdrLastEventID = "Last-Event-Id"
+	hdrMethod      = "Mcp-Method"
+	hdrName        = "Mcp-Name"
+)
+
+// checkOrigin applies DNS-rebinding protection and the Origin allow-list.
+func (h *HTTP) checkOrigin(ctx *fasthttp.RequestCtx) bool {
+	origin := string(ctx.Request.Header.Peek("Origin"))
+	if origin != "" && h.originAllowed(origin) {
+		return true
+	}
+	if h.cfg.DNSRebindingProtection {
+		if !h.hostAllowed(string(ctx.Host())) {
+			return false
+		}
+		if origin != "" {
+			return isLoopbackOrigin(origin)
+		}
+		return true
+	}
+	return origin == "" || len(h.cfg.AllowedOrigins) == 0 || h.originAllowed(origin)
+}
+
+func (h *HTTP) originAllowed(origin string) bool {
+	for _, o := range h.cfg.AllowedOrigins {
+		if o == "*" || strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *HTTP) hostAllowed(host string) bool {
+	name := stripPort(host)
+	if isLoopbackName(name) {
+		return true
+	}
+	for _, a := range h.cfg.AllowedHosts {
+		if strings.EqualFold(a, name) || strings.EqualFold(a, host) {
+			return true
+		}
+	}
+	return false
+}
+
+func isLoopbackOrigin(origin string) bool {
+	i := strings.Index(origin, "://")
+	if i < 0 {
+		return false
+	}
+	scheme := strings.ToLower(origin[:i])
+	if scheme != "http" && scheme != "https" {
+		return false
+	}
+	return isLoopbackName(stripPort(origin[i+3:]))
+}
+
+func stripPort(host string) string {
+	if strings.HasPrefix(host, "[") {
+		if i := strings.IndexByte(host, ']'); i > 0 {
+			return host[1:i]
+		}
+		return host
+	}
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && strings.Count(host, ":") == 1 {
+		return host[:i]
+	}
+	return host
+}
+
+func isLoopbackName(name string) bool {
+	if strings.EqualFold(name, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(name)
+	return ip != nil && ip.IsLoopback()
+}
+
+// accepts reports which response kinds the Accept header allows.
+func accepts(ctx *fasthttp.RequestCtx) (json, sse bool) {
+	a := ctx.Request.Header.Peek("Accept")
+	if len(a) == 0 {
+		return true, true // absent Accept means anything (RFC 9110)
+	}
+	for _, part := range bytes.Split(a, []byte{','}) {
+		mt := bytes.TrimSpace(part)
+		if i := bytes.IndexByte(mt, ';'); i >= 0 {
+			mt = bytes.TrimSpace(mt[:i])
+		}
+		switch strings.ToLower(string(mt)) {
+		case "application/json":
+			json = true
+		case "text/event-stream":
+			sse = true
+		case "*/*":
+			json, sse = true, true
+		case "application/*":
+			json = true
+		case "text/*":
+			sse = true
+		}
+	}
+	return json, sse
+}
+
+// serveMCP is the Streamable HTTP endpoint.
+func (h *HTTP) serveMCP(ctx *fasthttp.RequestCtx) {
+	if !h.checkOrigin(ctx) {
+		h.writeError(ctx, fasthttp.StatusForbidden, codec.NullID, codec.NewError(codec.CodeForbidden,
+			"Origin or Host not allowed (DNS-rebinding protection; see transports.http.allowed_origins)"))
+		return
+	}
+	switch string(ctx.Method()) {
+	case fasthttp.MethodPost:
+		h.servePost(ctx)
+	case fasthttp.MethodGet:
+		h.serveGet(ctx)
+	case fasthttp.MethodDelete:
+		h.serveDelete(ctx)
+	case fasthttp.MethodOptions:
+		ctx.Response.Header.Set("Allow", "GET, POST, DELETE, OPTIONS")
+		ctx.SetStatusCode(fasthttp.StatusNoContent)
+	default:
+		ctx.Response.Header.Set("Allow", "GET, POST, DELETE, OPTIONS")
+		ctx.Error("method not allowed", fasthttp.StatusMethodNotAllowed)
+	}
+}
+
+// httpSession is the HTTP state of a session-era session (Session.Value): its streams.
+type httpSession struct {
+	h          *HTTP
+	ss         *Session
+	standalone *sseStream // id 0: unsolicited messages, the GET stream
+
+	mu       sync.Mutex
+	streams  map[uint64]*sseStream // POST streams kept for resumption
+	order    []uint64              // their ids, oldest first
+	nextID   uint64
+	ended    bool
+	endedCh  chan struct{}
+	active   atomic.Int32 // requests and responses in progress
+	lastUsed atomic.Int64 // unix nanoseconds
+}
+
+// maxKeptStreams bounds the POST streams a session keeps for Last-Event-ID replay.
+const maxKeptStreams = 16
+
+func (h *HTTP) newSession(transport string) *httpSession {
+	hs := &httpSession{h: h, standalone: newSSEStream(0, h.cfg.EventStoreSize), endedCh: make(chan struct{})}
+	hs.touch()
+	hs.ss = h.srv.NewSession(transport, NewSessionID(), hs.standalone)
+	hs.ss.SetValue(hs)
+	return hs
+}
+
+func (hs *httpSession) touch() { hs.lastUsed.Store(time.Now().UnixNano()) }
+
+// lookup finds the HTTP session of an Mcp-Session-Id.
+func (h *HTTP) lookup(id string) *httpSession {
+	ss := h.srv.Session(id)
+	if ss == nil || ss.Closed() {
+		return nil
+	}
+	hs, _ := ss.Value().(*httpSession)
+	return hs
+}
+
+// newStream opens a POST stream kept for resumption.
+func (hs *httpSession) newStream() *sseStream {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	hs.nextID++
+	st := newSSEStream(hs.nextID, hs.h.cfg.EventStoreSize)
+	if hs.streams == nil {
+		hs.streams = make(map[uint64]*sseStream)
+	}
+	hs.streams[st.id] = st
+	hs.order = append(hs.order, st.id)
+	// Forget streams that are complete and delivered, then the oldest beyond the bound.
+	kept := hs.order[:0]
+	for _, id := range hs.order {
+		if s := hs.streams[id]; s != nil && s != st && s.finished() {
+			delete(hs.streams, id)
+			continue
+		}
+		kept = append(kept, id)
+	}
+	hs.order = kept
+	for len(hs.order) > maxKeptStreams {
+		delete(hs.streams, hs.order[0])
+		hs.order = hs.order[1:]
+	}
+	return st
+}
+
+func (hs *httpSession) stream(id uint64) *sseStream {
+	if id == 0 {
+		return hs.standalone
+	}
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	return hs.streams[id]
+}
+
+// end closes the session and its streams. Idempotent.
+func (hs *httpSession) end() {
+	hs.mu.Lock()
+	if hs.ended {
+		hs.mu.Unlock()
+		return
+	}
+	hs.ended = true
+	streams := hs.streams
+	hs.streams, hs.order = nil, nil
+	close(hs.endedCh)
+	hs.mu.Unlock()
+	hs.ss.Close()
+	hs.standalone.finish()
+	for _, st := range streams {
+		st.finish()
+	}
+}
+
+// reap ends sessions idle longer than SessionIdleTimeout. One goroutine for all
+// sessions; an idle session costs no goroutine and no timer.
+func (h *HTTP) reap() {
+	defer h.wg.Done()
+	every := h.cfg.SessionIdleTimeout / 4
+	every = min(max(every, 10*time.Millisecond), 30*time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case now := <-t.C:
+			limit := now.Add(-h.cfg.SessionIdleTimeout).UnixNano()
+			var idle []*httpSession
+			h.srv.EachSession(func(ss *Session) {
+				if hs, _ := ss.Value().(*httpSession); hs != nil && hs.h == h && hs.active.Load() == 0 && hs.lastUsed.Load() < limit {
+					idle = append(idle, hs)
+				}
+			})
+			for _, hs := range idle {
+				hs.end()
+			}
+		}
+	}
+}
+
+// sessionFor resolves the session of a session-era request that is not initialize.
+// It writes the error response and returns nil when there is none.
+func (h *HTTP) sessionFor(ctx *fasthttp.RequestCtx, id codec.ID) *httpSession {
+	sid := string(bytes.TrimSpace(ctx.Request.Header.Peek(hdrSessionID)))
+	if sid == "" {
+		h.writeError(ctx, fasthttp.StatusBadRequest, id, codec.NewError(codec.CodeInvalidRequest,
+			"missing Mcp-Session-Id header: send initialize first and echo the id it returned"))
+		return nil
+	}
+	hs := h.lookup(sid)
+	if hs == nil {
+		h.writeError(ctx, fasthttp.StatusNotFound, id, codec.NewError(codec.CodeSessionNotFound,
+			"session %q not found: it ended or expired; initialize a new one", snippet(sid)))
+		return nil
+	}
+	return hs
+}
+
+// checkProtocolHeader validates MCP-Protocol-Version on a session-era request.
+func checkProtocolHeader(ctx *fasthttp.RequestCtx) *codec.Error {
+	v := strings.TrimSpace(string(ctx.Request.Header.Peek(hdrProtocol)))
+	if v == "" {
+		return nil // absent: 2025-03-26 is assumed
+	}
+	if pv := parseVersion(v); pv == protoUnknown || pv >= proto20260728 {
+		return codec.NewError(codec.CodeInvalidRequest, "unsupported MCP-Protocol-Version %q: want one of %s", snippet(v), strings.Join(SessionVersions, ", "))
+	}
+	return nil
+}
+
+func (h *HTTP) servePost(ctx *fasthttp.RequestCtx) {
+	ct := ctx.Request.Header.ContentType()
+	if i := bytes.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	if !bytes.EqualFold(bytes.TrimSpace(ct), []byte("application/json")) {
+		h.writeError(ctx, fasthttp.StatusUnsupportedMediaType, codec.NullID, codec.NewError(codec.CodeInvalidRequest,
+			"Content-Type must be application/json, got %q", snippet(string(ct))))
+		return
+	}
+	okJSON, okSSE := accepts(ctx)
+	if !okJSON && !okSSE {
+		h.writeError(ctx, fasthttp.StatusNotAcceptable, codec.NullID, codec.NewError(codec.CodeInvalidRequest,
+			"Accept must include application/json and text/event-stream"))
+		return
+	}
+	body := ctx.PostBody()
+	if len(body) > h.cfg.MaxBody {
+		h.writeError(ctx, fasthttp.StatusRequestEntityTooLarge, codec.NullID, codec.NewError(codec.CodeMessageTooLarge,
+			"request body exceeds %d bytes (transports.http.max_body)", h.cfg.MaxBody).WithData(map[string]any{"limit": h.cfg.MaxBody}))
+		return
+	}
+	var arr [1]codec.Message
+	msgs, batch, err := h.srv.dec.Decode(body, arr[:0])
+	if err != nil {
+		h.writeError(ctx, fasthttp.StatusBadRequest, decodeErrorID(err), asCodecError(err))
+		return
+	}
+	if !batch && h.isStateless(ctx, &msgs[0]) {
+		h.serveStateless(ctx, &msgs[0], okJSON, okSSE)
+		return
+	}
+
+	// Session era.
+	var hs *httpSession
+	isInit := !batch && msgs[0].Kind == codec.KindRequest && msgs[0].Method == MethodInitialize
+	switch {
+	case h.cfg.Stateless && ctx.Request.Header.Peek(hdrSessionID) == nil:
+		hs = nil // throwaway session below
+	case isInit:
+		if len(bytes.TrimSpace(ctx.Request.Header.Peek(hdrSessionID))) > 0 {
+			if hs = h.sessionFor(ctx, msgs[0].ID); hs == nil {
+				return
+			}
+			break // initialize again on a live session: the server answers -32600
+		}
+		hs = h.newSession("http")
+		ctx.Response.Header.Set(hdrSessionID, hs.ss.ID())
+	default:
+		if e := checkProtocolHeader(ctx); e != nil {
+			h.writeError(ctx, fasthttp.StatusBadRequest, firstID(msgs), e)
+			return
+		}
+		if hs = h.sessionFor(ctx, firstID(msgs)); hs == nil {
+			return
+		}
+	}
+
+	var ss *Session
+	if hs != nil {
+		ss = hs.ss
+		hs.active.Add(1)
+		defer func() { hs.touch(); hs.active.Add(-1) }()
+		hs.touch()
+	} else {
+		ss = h.throwawaySession(ctx)
+		defer ss.Close()
+	}
+
+	out := newPostOutput()
+	ss.lastActive.Store(coarseNow())
+	hasRequest := false
+	for i := range msgs {
+		if msgs[i].Kind == codec.KindRequest || (msgs[i].Kind == codec.KindInvalid && msgs[i].Err != nil) {
+			hasRequest = true
+		}
+	}
+	if batch {
+		h.srv.handleBatch(ss, msgs, out)
+	} else {
+		h.srv.handleMessage(ss, &msgs[0], out)
+	}
+	if !hasRequest {
+		if b := out.takeReplies(); len(b) > 0 {
+			ctx.SetStatusCode(fasthttp.StatusOK)
+			ctx.SetContentType("application/json")
+			ctx.SetBody(b[0])
+			return
+		}
+		ctx.SetStatusCode(fasthttp.StatusAccepted)
+		return
+	}
+	priming := hs != nil && ss.ProtocolVersion() >= Version20251125
+	h.respond(ctx, out, hs, okJSON, okSSE, priming, false)
+}
+
+func firstID(msgs []codec.Message) codec.ID {
+	if len(msgs) > 0 {
+		return msgs[0].ID
+	}
+	return codec.NullID
+}
+
+// throwawaySession serves one session-era request in stateless mode: initialized at the
+// version the header names (or the latest), registered nowhere.
+func (h *HTTP) throwawaySession(ctx *fasthttp.RequestCtx) *Session {
+	v := parseVersion(strings.TrimSpace(string(ctx.Request.Header.Peek(hdrProtocol))))
+	if v == protoUnknown || v >= proto20260728 {
+		v = proto20251125
+	}
+	return &Session{srv: h.srv, out: discardOutput{}, transport: "http", version: v, initialized: true, ready: true}
+}
+
+// respond waits for what a POST's handlers produce and answers with JSON when a single
+// reply is all there is, or with an SSE stream as soon as anything else (a notification,
+// a server→client request, CloseSSEStream) comes first.
+func (h *HTTP) respond(ctx *fasthttp.RequestCtx, out *postOutput, hs *httpSession, okJSON, okSSE, priming, stateless bool) {
+	preferSSE := !okJSON || (okSSE && false)
+	jsonOnly := h.cfg.JSONResponse && okJSON || !okSSE
+	for {
+		out.mu.Lock()
+		held := out.holds > 0
+		n := len(out.replies)
+		forced := out.closeReq > 0
+		out.mu.Unlock()
+		if !held && (n <= 1 || jsonOnly) && !preferSSE {
+			h.writeJSON(ctx, out.takeReplies(), stateless)
+			return
+		}
+		if !jsonOnly && (n > 0 || forced || preferSSE) {
+			break // stream
+		}
+		select {
+		case <-out.ev:
+		case <-h.stop:
+			h.writeError(ctx, fasthttp.StatusServiceUnavailable, codec.NullID, codec.NewError(codec.CodeShuttingDown, "server is shutting down"))
+			return
+		}
+	}
+	var st *sseStream
+	if hs != nil {
+		st = hs.newStream()
+	} else {
+		st = newSSEStream(0, 1<<20) // unbounded in practice: one request's messages
+	}
+	out.stream(st)
+	if hs != nil {
+		hs.active.Add(1)
+	}
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetContentType("text/event-stream")
+	ctx.Response.Header.Set("Cache-Control", "no-cache, no-transform")
+	retry := h.cfg.SSERetry
+	ended := h.stop
+	if hs != nil {
+		ended = hs.endedCh
+	}
+	h.streams.Add(1)
+	gen := st.attach()
+	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer h.streams.Add(-1)
+		if hs != nil {
+			defer hs.active.Add(-1)
+			defer hs.touch()
+		}
+		sw := &sseWriter{w: w, ids: hs != nil, keepalive: h.cfg.SSEKeepAlive, stop: mergeStop(ended, h.stop)}
+		if priming {
+			if sw.priming(st.id, retry) != nil {
+				return
+			}
+		}
+		sw.follow(st, gen, 0)
+	})
+}
+
+// mergeStop returns a channel closed when either is (a is usually b's superset in time).
+func mergeStop(a, b chan struct{}) <-chan struct{} {
+	if a == b {
+		return a
+	}
+	c := make(chan struct{})
+	go func() {
+		select {
+		case <-a:
+		case <-b:
+		}
+		close(c)
+	}()
+	return c
+}
+
+// writeJSON answers with the replies collected (one message, or a batch array).
+func (h *HTTP) writeJSON(ctx *fasthttp.RequestCtx, replies [][]byte, stateless bool) {
+	if len(replies) == 0 {
+		ctx.SetStatusCode(fasthttp.StatusAccepted)
+		return
+	}
+	b := replies[len(replies)-1] // the reply comes last; notifications before it are dropped
+	status := fasthttp.StatusOK
+	if stateless {
+		status = statelessStatus(b)
+	}
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(b)
+}
+
+func (h *HTTP) serveGet(ctx *fasthttp.RequestCtx) {
+	if _, sse := accepts(ctx); !sse || len(ctx.Request.Header.Peek("Accept")) == 0 {
+		ctx.Error("GET needs Accept: text/event-stream", fasthttp.StatusNotAcceptable)
+		return
+	}
+	sid := ctx.Request.Header.Peek(hdrSessionID)
+	if len(sid) == 0 {
+		if h.cfg.Stateless || strings.TrimSpace(string(ctx.Request.Header.Peek(hdrProtocol))) == Version20260728 {
+			ctx.Response.Header.Set("Allow", "POST")
+			ctx.Error("no standalone stream without a session", fasthttp.StatusMethodNotAllowed)
+			return
+		}
+	}
+	if e := checkProtocolHeader(ctx); e != nil {
+		h.writeError(ctx, fasthttp.StatusBadRequest, codec.NullID, e)
+		return
+	}
+	hs := h.sessionFor(ctx, codec.NullID)
+	if hs == nil {
+		return
+	}
+	st, cursor := hs.standalone, uint64(0)
+	resumed := false
+	if last := strings.TrimSpace(string(ctx.Request.Header.Peek(hdrLastEventID))); last != "" {
+		if sid, seq, ok := parseEventID(last); ok {
+			if s := hs.stream(sid); s != nil {
+				st, cursor, resumed = s, seq, true
+			}
+		}
+	}
+	if !resumed {
+		st.mu.Lock()
+		cursor = st.sent
+		st.mu.Unlock()
+	}
+	hs.active.Add(1)
+	hs.touch()
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetContentType("text/event-stream")
+	ctx.Response.Header.Set("Cache-Control", "no-cache, no-transform")
+	gen := st.attach()
+	h.streams.Add(1)
+	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer h.streams.Add(-1)
+		defer hs.active.Add(-1)
+		defer hs.touch()
+		if _, err := w.WriteString(": ok\n\n"); err != nil || w.Flush() != nil {
+			return
+		}
+		sw := &sseWriter{w: w, ids: true, keepalive: h.cfg.SSEKeepAlive, stop: mergeStop(hs.endedCh, h.stop)}
+		sw.follow(st, gen, cursor)
+	})
+}
+
+func (h *HTTP) serveDelete(ctx *fasthttp.RequestCtx) {
+	if len(ctx.Request.Header.Peek(hdrSessionID)) == 0 && h.cfg.Stateless {
+		ctx.Error("no sessions in stateless mode", fasthttp.StatusMethodNotAllowed)
+		return
+	}
+	hs := h.sessionFor(ctx, codec.NullID)
+	if hs == nil {
+		return
+	}
+	hs.end()
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+}
+
+// postOutput is the Output of one POST: it collects replies until the response kind is
+// decided (JSON for a lone reply), then feeds an SSE stream.
+type postOutput struct {
+	mu       sync.Mutex
+	holds    int
+	replies  [][]byte
+	st       *sseStream
+	closeReq time.Duration
+	ev       chan struct{} // cap 1: something changed
+
+	// MRTR: the 2026 request's inputResponses and verified requestState (stateless.go).
+	mrtr *mrtrInput
+}
+
+func newPostOutput() *postOutput { return &postOutput{ev: make(chan struct{}, 1)} }
+
+func (o *postOutput) signal() {
+	select {
+	case o.ev <- struct{}{}:
+	default:
+	}
+}
+
+func (o *postOutput) Reply(msg []byte) { _ = o.Send(msg) }
+
+func (o *postOutput) Send(msg []byte) error {
+	o.mu.Lock()
+	if o.st != nil {
+		st := o.st
+		o.mu.Unlock()
+		st.add(msg)
+		return nil
+	}
+	o.replies = append(o.replies, append([]byte(nil), msg...))
+	o.mu.Unlock()
+	o.signal()
+	return nil
+}
+
+func (o *postOutput) Hold() { o.mu.Lock(); o.holds++; o.mu.Unlock() }
+
+func (o *postOutput) Release() {
+	o.mu.Lock()
+	o.holds--
+	st := o.st
+	done := o.holds <= 0
+	o.mu.Unlock()
+	if done && st != nil {
+		st.finish()
+	}
+	o.signal()
+}
+
+func (o *postOutput) takeReplies() [][]byte {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	r := o.replies
+	o.replies = nil
+	return r
+}
+
+// stream switches the output to st, moving what was collected into it.
+func (o *postOutput) stream(st *sseStream) {
+	o.mu.Lock()
+	for _, m := range o.replies {
+		st.add(m)
+	}
+	o.replies = nil
+	o.st = st
+	done := o.holds <= 0
+	if o.closeReq > 0 {
+		st.requestClose(o.closeReq)
+	}
+	o.mu.Unlock()
+	if done {
+		st.finish()
+	}
+}
+
+// CloseSSEStream ends the HTTP response carrying this request's SSE stream without ending
+// the request: the client reconnects (GET with Last-Event-ID) after retry and gets the
+// rest, including the result (SSE polling, SEP-1699). Without a resumable stream it is a
+// no-op.
+func (r *Request) CloseSSEStream(retry time.Duration) {
+	o, ok := r.out.(*postOutput)
+	if !ok {
+		return
+	}
+	o.mu.Lock()
+	st := o.st
+	if st == nil {
+		o.closeReq = retry
+		if o.closeReq <= 0 {
+			o.closeReq = time.Millisecond
+		}
+	}
+	o.mu.Unlock()
+	if st != nil {
+		st.requestClose(retry)
+	}
+	o.signal()
+}
+
+type discardOutput struct{}
+
+func (discardOutput) Reply([]byte)      {}
+func (discardOutput) Send([]byte) error { return nil }
+func (discardOutput) Hold()             {}
+func (discardOutput) Release()          {}
+
+// HTTPStats is a point-in-time view of the HTTP side.
+type HTTPStats struct {
+	Sessions int // HTTP sessions alive
+	Streams  int // SSE responses open
+}
+
+// Stats counts HTTP sessions and open SSE responses.
+func (h *HTTP) Stats() HTTPStats {
+	n := 0
+	h.srv.EachSession(func(ss *Session) {
+		if hs, _ := ss.Value().(*httpSession); hs != nil && hs.h == h {
+			n++
+		}
+	})
+	return HTTPStats{Sessions: n, Streams: int(h.streams.Load())}
+}
+
+var _ = context.Background

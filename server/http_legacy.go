@@ -1,0 +1,64 @@
+package server
+
+import (
+	"bufio"
+
+	"github.com/erlmcp/erlmcp-go/codec"
+	"github.com/valyala/fasthttp"
+)
+
+// The HTTP+SSE transport of protocol version 2024-11-05, for old clients: GET /sse opens
+// the session's stream and announces, in an `endpoint` event, the URL to POST messages to;
+// every reply and notification then travels on that stream. The session lives as long as
+// the stream.
+
+func (h *HTTP) serveLegacyStream(ctx *fasthttp.RequestCtx) {
+	if !h.checkOrigin(ctx) {
+		ctx.Error("Origin or Host not allowed", fasthttp.StatusForbidden)
+		return
+	}
+	if !ctx.IsGet() {
+		ctx.Response.Header.Set("Allow", "GET")
+		ctx.Error("method not allowed", fasthttp.StatusMethodNotAllowed)
+		return
+	}
+	hs := h.newSession("http")
+	hs.active.Add(1)
+	endpoint := "/message?sessionId=" + hs.ss.ID()
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetContentType("text/event-stream")
+	ctx.Response.Header.Set("Cache-Control", "no-cache, no-transform")
+	gen := hs.standalone.attach()
+	h.streams.Add(1)
+	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer h.streams.Add(-1)
+		defer hs.end()
+		defer hs.active.Add(-1)
+		if _, err := w.WriteString("event: endpoint\ndata: " + endpoint + "\n\n"); err != nil || w.Flush() != nil {
+			return
+		}
+		sw := &sseWriter{w: w, keepalive: h.cfg.SSEKeepAlive, stop: mergeStop(hs.endedCh, h.stop)}
+		sw.follow(hs.standalone, gen, 0)
+	})
+}
+
+func (h *HTTP) serveLegacyPost(ctx *fasthttp.RequestCtx) {
+	if !h.checkOrigin(ctx) {
+		ctx.Error("Origin or Host not allowed", fasthttp.StatusForbidden)
+		return
+	}
+	if !ctx.IsPost() {
+		ctx.Response.Header.Set("Allow", "POST")
+		ctx.Error("method not allowed", fasthttp.StatusMethodNotAllowed)
+		return
+	}
+	id := string(ctx.QueryArgs().Peek("sessionId"))
+	hs := h.lookup(id)
+	if hs == nil {
+		h.writeError(ctx, fasthttp.StatusNotFound, codec.NullID, codec.NewError(codec.CodeSessionNotFound, "session %q not found; open GET /sse first", snippet(id)))
+		return
+	}
+	hs.touch()
+	h.srv.HandleFrame(hs.ss, ctx.PostBody(), hs.standalone)
+	ctx.SetStatusCode(fasthttp.StatusAccepted)
+}

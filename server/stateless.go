@@ -1,0 +1,476 @@
+package server
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/erlmcp/erlmcp-go/codec"
+	"github.com/valyala/fasthttp"
+)
+
+// This file is the 2026-07-28 (stateless) era: requests carry their protocol version,
+// client capabilities and client info in params._meta, no session is kept between them,
+// every result says its resultType, and a handler that needs client input answers with an
+// input-required result (multi round-trip requests, SEP-2322) instead of calling the
+// client.
+
+// Keys of the per-request _meta (RequestMetaObject).
+const (
+	metaProtocolVersion    = "io.modelcontextprotocol/protocolVersion"
+	metaClientCapabilities = "io.modelcontextprotocol/clientCapabilities"
+	metaClientInfo         = "io.modelcontextprotocol/clientInfo"
+	metaLogLevel           = "io.modelcontextprotocol/logLevel"
+	metaServerInfo         = "io.modelcontextprotocol/serverInfo"
+)
+
+// Error codes the 2026-07-28 specification defines (-32020…-32022).
+const (
+	codeHeaderMismatch        = codec.CodeHeaderMismatch
+	codeMissingClientCap      = codec.CodeMissingClientCapability
+	codeUnsupportedProtoVersn = codec.CodeUnsupportedProtocolVersion
+)
+
+// statelessMeta is the request _meta of the stateless era.
+type statelessMeta struct {
+	ProtocolVersion    *string             `json:"io.modelcontextprotocol/protocolVersion"`
+	ClientCapabilities *ClientCapabilities `json:"io.modelcontextprotocol/clientCapabilities"`
+	ClientInfo         *Implementation     `json:"io.modelcontextprotocol/clientInfo"`
+	LogLevel           LoggingLevel        `json:"io.modelcontextprotocol/logLevel"`
+}
+
+// statelessParams is what the transport reads from params before dispatch.
+type statelessParams struct {
+	Meta         *statelessMeta  `json:"_meta"`
+	Name         string          `json:"name"`
+	URI          string          `json:"uri"`
+	TaskID       string          `json:"taskId"`
+	Arguments    json.RawMessage `json:"arguments"`
+	RequestState *string         `json:"requestState"`
+}
+
+// methodsNotStateless are session-era methods the stateless era removed: 404, -32601.
+var methodsNotStateless = map[string]bool{
+	MethodInitialize:           true,
+	MethodPing:                 true,
+	MethodLoggingSetLevel:      true,
+	MethodResourcesSubscribe:   true,
+	MethodResourcesUnsubscribe: true,
+}
+
+// isStateless tells the era of one POSTed message (notes: a session id, or a session-era
+// version header, means the session era; a 2026 or unknown version header, or a _meta
+// protocol version, means stateless).
+func (h *HTTP) isStateless(ctx *fasthttp.RequestCtx, m *codec.Message) bool {
+	if len(ctx.Request.Header.Peek(hdrSessionID)) > 0 {
+		return false
+	}
+	if hv := strings.TrimSpace(string(ctx.Request.Header.Peek(hdrProtocol))); hv != "" {
+		pv := parseVersion(hv)
+		return pv == protoUnknown || pv >= proto20260728
+	}
+	return bytes.Contains(m.Params, []byte(metaProtocolVersion))
+}
+
+// serveStateless serves one 2026-07-28 message on a throwaway session.
+func (h *HTTP) serveStateless(ctx *fasthttp.RequestCtx, m *codec.Message, okJSON, okSSE bool) {
+	if m.Kind == codec.KindNotification || m.Kind == codec.KindResponse || m.Kind == codec.KindError {
+		ctx.SetStatusCode(fasthttp.StatusAccepted)
+		return
+	}
+	if m.Kind != codec.KindRequest {
+		e := m.Err
+		if e == nil {
+			e = codec.NewError(codec.CodeInvalidRequest, "not a JSON-RPC request")
+		}
+		h.writeError(ctx, fasthttp.StatusBadRequest, e.ID, e)
+		return
+	}
+	fail := func(status int, e *codec.Error) { h.writeError(ctx, status, m.ID, e) }
+
+	// 1. The _meta shape.
+	var p statelessParams
+	if len(m.Params) > 0 {
+		if err := codec.Unmarshal(m.Params, &p); err != nil {
+			fail(fasthttp.StatusBadRequest, codec.NewError(codec.CodeInvalidParams, "invalid %s params: %v", snippet(m.Method), err))
+			return
+		}
+	}
+	switch {
+	case p.Meta == nil:
+		fail(fasthttp.StatusBadRequest, codec.NewError(codec.CodeInvalidParams, "params._meta is required in protocol version %s (with %s and %s)", Version20260728, metaProtocolVersion, metaClientCapabilities))
+		return
+	case p.Meta.ProtocolVersion == nil:
+		fail(fasthttp.StatusBadRequest, codec.NewError(codec.CodeInvalidParams, "params._meta[%q] is required", metaProtocolVersion))
+		return
+	case p.Meta.ClientCapabilities == nil:
+		fail(fasthttp.StatusBadRequest, codec.NewError(codec.CodeInvalidParams, "params._meta[%q] is required", metaClientCapabilities))
+		return
+	}
+	mv := *p.Meta.ProtocolVersion
+	// 2. Header and body must agree.
+	if hv := strings.TrimSpace(string(ctx.Request.Header.Peek(hdrProtocol))); hv != "" && hv != mv {
+		fail(fasthttp.StatusBadRequest, codec.NewError(codeHeaderMismatch, "MCP-Protocol-Version header %q does not match params._meta protocol version %q", snippet(hv), snippet(mv)))
+		return
+	}
+	// 3. A version we speak statelessly.
+	if parseVersion(mv) != proto20260728 {
+		fail(fasthttp.StatusBadRequest, codec.NewError(codeUnsupportedProtoVersn, "unsupported protocol version %q", snippet(mv)).
+			WithData(map[string]any{"supported": supportedVersions(), "requested": mv}))
+		return
+	}
+	// 4. The method.
+	if methodsNotStateless[m.Method] || !h.srv.servesStateless(m.Method) {
+		fail(fasthttp.StatusNotFound, codec.NewError(codec.CodeMethodNotFound, "method not found in protocol version %s: %q", Version20260728, snippet(m.Method)))
+		return
+	}
+	// 5. Routing headers mirror the body.
+	if e := checkRoutingHeaders(ctx, m.Method, &p); e != nil {
+		fail(fasthttp.StatusBadRequest, e)
+		return
+	}
+	if m.Method == MethodToolsCall {
+		if e := h.srv.checkParamHeaders(ctx, &p); e != nil {
+			fail(fasthttp.StatusBadRequest, e)
+			return
+		}
+	}
+	// 6. requestState must be one we minted.
+	var state string
+	if p.RequestState != nil {
+		var ok bool
+		if state, ok = h.srv.openState(*p.RequestState); !ok {
+			fail(fasthttp.StatusBadRequest, codec.NewError(codec.CodeInvalidParams, "requestState failed verification: it was not issued by this server or was modified"))
+			return
+		}
+	}
+
+	ss := &Session{srv: h.srv, out: discardOutput{}, transport: "http", version: proto20260728,
+		initialized: true, ready: true, stateless: true,
+		clientCaps: p.Meta.ClientCapabilities, clientInfo: p.Meta.ClientInfo, logLevel: p.Meta.LogLevel.severity()}
+	defer ss.Close()
+	out := newPostOutput()
+	out.mrtr = &mrtrInput{state: state, hasState: p.RequestState != nil}
+	h.srv.handleMessage(ss, m, out)
+	h.respond(ctx, out, nil, okJSON, okSSE, false, true)
+}
+
+// servesStateless reports whether method is served in the stateless era.
+func (s *Server) servesStateless(method string) bool {
+	if methods[method] != nil {
+		return true
+	}
+	return extraStatelessMethods[method]
+}
+
+// extraStatelessMethods are served by extensions registered outside the methods table.
+var extraStatelessMethods = map[string]bool{}
+
+func supportedVersions() []string {
+	return []string{Version20260728, Version20251125, Version20250618, Version20250326, Version20241105}
+}
+
+// checkRoutingHeaders validates Mcp-Method and Mcp-Name (SEP-2243): names are
+// case-insensitive, values case-sensitive with surrounding whitespace ignored.
+func checkRoutingHeaders(ctx *fasthttp.RequestCtx, method string, p *statelessParams) *codec.Error {
+	hm := ctx.Request.Header.Peek(hdrMethod)
+	if hm == nil {
+		return codec.NewError(codeHeaderMismatch, "missing Mcp-Method header (want %q)", snippet(method))
+	}
+	if v := strings.TrimSpace(string(hm)); v != method {
+		return codec.NewError(codeHeaderMismatch, "Mcp-Method header %q does not match the body's method %q", snippet(v), snippet(method))
+	}
+	var want string
+	switch method {
+	case MethodToolsCall, MethodPromptsGet:
+		want = p.Name
+	case MethodResourcesRead:
+		want = p.URI
+	case "tasks/get", "tasks/update", "tasks/cancel":
+		want = p.TaskID
+	default:
+		return nil
+	}
+	hn := ctx.Request.Header.Peek(hdrName)
+	if hn == nil {
+		return codec.NewError(codeHeaderMismatch, "missing Mcp-Name header (want %q)", snippet(want))
+	}
+	if v := strings.TrimSpace(string(hn)); v != want {
+		return codec.NewError(codeHeaderMismatch, "Mcp-Name header %q does not match the body's %q", snippet(v), snippet(want))
+	}
+	return nil
+}
+
+// checkParamHeaders validates Mcp-Param-<Name> headers of a tools/call whose input schema
+// marks properties with "x-mcp-header": the header must be present when the argument is,
+// decode (=?base64?…?= or literal) and equal the argument.
+func (s *Server) checkParamHeaders(ctx *fasthttp.RequestCtx, p *statelessParams) *codec.Error {
+	e, ok := s.tools.get(p.Name)
+	if !ok || !bytes.Contains(e.tool.InputSchema, []byte("x-mcp-header")) {
+		return nil
+	}
+	var sch struct {
+		Properties map[string]struct {
+			Header string `json:"x-mcp-header"`
+		} `json:"properties"`
+	}
+	if codec.Unmarshal(e.tool.InputSchema, &sch) != nil {
+		return nil
+	}
+	var args map[string]json.RawMessage
+	if len(p.Arguments) > 0 {
+		_ = codec.Unmarshal(p.Arguments, &args)
+	}
+	for prop, def := range sch.Properties {
+		if def.Header == "" {
+			continue
+		}
+		raw, has := args[prop]
+		hv := ctx.Request.Header.Peek("Mcp-Param-" + def.Header)
+		if hv == nil {
+			if has && string(raw) != "null" {
+				return codec.NewError(codeHeaderMismatch, "missing Mcp-Param-%s header for argument %q", def.Header, prop)
+			}
+			continue
+		}
+		val, ok := decodeParamHeader(strings.TrimSpace(string(hv)))
+		if !ok {
+			return codec.NewError(codeHeaderMismatch, "Mcp-Param-%s header is not valid (=?base64?…?= must hold valid base64)", def.Header)
+		}
+		if !has {
+			return codec.NewError(codeHeaderMismatch, "Mcp-Param-%s header given but argument %q is absent", def.Header, prop)
+		}
+		if argString(raw) != val {
+			return codec.NewError(codeHeaderMismatch, "Mcp-Param-%s header %q does not match argument %q", def.Header, snippet(val), prop)
+		}
+	}
+	return nil
+}
+
+// decodeParamHeader decodes "=?base64?<b64>?=" or returns a literal value as is.
+func decodeParamHeader(v string) (string, bool) {
+	const pre, suf = "=?base64?", "?="
+	if len(v) >= len(pre)+len(suf) && strings.EqualFold(v[:len(pre)], pre) && strings.HasSuffix(v, suf) {
+		b, err := base64.StdEncoding.Strict().DecodeString(v[len(pre) : len(v)-len(suf)])
+		if err != nil {
+			return "", false
+		}
+		return string(b), true
+	}
+	return v, true
+}
+
+// argString renders a JSON argument as a header would carry it.
+func argString(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) > 0 && raw[0] == '"' {
+		var s string
+		if codec.Unmarshal(raw, &s) == nil {
+			return s
+		}
+	}
+	return string(raw)
+}
+
+// statelessStatus maps a stateless JSON reply to its HTTP status.
+func statelessStatus(b []byte) int {
+	i := bytes.Index(b, []byte(`"error":{"code":`))
+	if i < 0 {
+		return fasthttp.StatusOK
+	}
+	j := i + len(`"error":{"code":`)
+	k := j
+	for k < len(b) && (b[k] == '-' || (b[k] >= '0' && b[k] <= '9')) {
+		k++
+	}
+	n, err := strconv.Atoi(string(b[j:k]))
+	if err != nil {
+		return fasthttp.StatusOK
+	}
+	switch c := codec.Code(n); c {
+	case codec.CodeMethodNotFound:
+		return fasthttp.StatusNotFound
+	case codec.CodeInvalidParams, codec.CodeInvalidRequest, codec.CodeParseError, codeHeaderMismatch, codeMissingClientCap, codeUnsupportedProtoVersn:
+		return fasthttp.StatusBadRequest
+	default:
+		if st := c.HTTPStatus(); st != 0 {
+			return st
+		}
+	}
+	return fasthttp.StatusOK
+}
+
+// ---- results of the stateless era ----------------------------------------------------
+
+// cacheableMethods are the methods whose results carry ttlMs and cacheScope (SEP-2549).
+var cacheableMethods = map[string]bool{
+	MethodToolsList: true, MethodPromptsList: true, MethodResourcesList: true,
+	MethodResourcesTemplates: true, MethodResourcesRead: true, MethodDiscover: true,
+}
+
+// stampResult adds resultType (and ttlMs/cacheScope for cacheable methods) to an encoded
+// result message of a 2026-07-28 request, unless the result already says its type. msg is
+// {"jsonrpc":"2.0","id":…,"result":{…}} as codec.AppendResult writes it.
+func stampResult(msg []byte, method string) []byte {
+	i := bytes.Index(msg, []byte(`"result":{`))
+	if i < 0 {
+		return msg
+	}
+	at := i + len(`"result":{`)
+	if bytes.Contains(msg[at:], []byte(`"resultType":`)) {
+		return msg
+	}
+	ins := `"resultType":"complete"`
+	if cacheableMethods[method] {
+		ins += `,"ttlMs":0,"cacheScope":"public"`
+	}
+	if at < len(msg) && msg[at] != '}' {
+		ins += ","
+	}
+	out := make([]byte, 0, len(msg)+len(ins))
+	out = append(out, msg[:at]...)
+	out = append(out, ins...)
+	return append(out, msg[at:]...)
+}
+
+// ---- input-required results (multi round-trip requests, SEP-2322) -------------------
+
+// InputRequest is one request for client input carried by an input-required result:
+// Method is elicitation/create, sampling/createMessage or roots/list, Params its params.
+type InputRequest struct {
+	Method string `json:"method"`
+	Params any    `json:"params"`
+}
+
+// InputRequired is returned by a handler, as its error, to answer a 2026-07-28 request
+// with an input-required result: the client gathers the inputs and retries the same
+// request with params.inputResponses (read them with Request.InputResponse) and the
+// RequestState echoed (Request.RequestState). The state is signed by the server, so a
+// modified one is refused before the handler runs.
+type InputRequired struct {
+	Requests map[string]InputRequest
+	State    string
+}
+
+func (e *InputRequired) Error() string { return "server: input required" }
+
+// inputRequiredResult is the wire form of InputRequired.
+type inputRequiredResult struct {
+	ResultType    string                  `json:"resultType"`
+	InputRequests map[string]InputRequest `json:"inputRequests,omitempty"`
+	RequestState  string                  `json:"requestState,omitempty"`
+}
+
+func (s *Server) inputRequiredResult(e *InputRequired) *inputRequiredResult {
+	res := &inputRequiredResult{ResultType: "input_required", InputRequests: e.Requests}
+	if e.State != "" || len(e.Requests) == 0 {
+		res.RequestState = s.sealState(e.State)
+	}
+	return res
+}
+
+// mrtrInput is what a stateless request brought for MRTR.
+type mrtrInput struct {
+	state    string // verified requestState
+	hasState bool
+}
+
+// inputParams is the MRTR part of params.
+type inputParams struct {
+	InputResponses map[string]json.RawMessage `json:"inputResponses"`
+	RequestState   *string                    `json:"requestState"`
+}
+
+// InputResponses returns the raw inputResponses the client sent with this request (the
+// retry of an input-required result), or nil.
+func (r *Request) InputResponses() map[string]json.RawMessage {
+	if !bytes.Contains(r.Params, []byte(`"inputResponses"`)) {
+		return nil
+	}
+	var p inputParams
+	if codec.Unmarshal(r.Params, &p) != nil {
+		return nil
+	}
+	return p.InputResponses
+}
+
+// InputResponse decodes the input response under key into v and reports whether there
+// was one that decoded.
+func (r *Request) InputResponse(key string, v any) bool {
+	raw, ok := r.InputResponses()[key]
+	if !ok || len(raw) == 0 || string(raw) == "null" {
+		return false
+	}
+	return codec.Unmarshal(raw, v) == nil
+}
+
+// RequestState returns the requestState the client echoed, as the handler set it in
+// InputRequired.State (verified), or "".
+func (r *Request) RequestState() string {
+	if o, ok := r.out.(*postOutput); ok && o.mrtr != nil {
+		return o.mrtr.state
+	}
+	if !bytes.Contains(r.Params, []byte(`"requestState"`)) {
+		return ""
+	}
+	var p inputParams
+	if codec.Unmarshal(r.Params, &p) != nil || p.RequestState == nil {
+		return ""
+	}
+	st, _ := r.Session.srv.openState(*p.RequestState)
+	return st
+}
+
+// ClientCapabilities returns the capabilities that apply to this request: the request's
+// own _meta ones (stateless era) or the session's.
+func (r *Request) ClientCapabilities() *ClientCapabilities {
+	if r.meta != nil && r.meta.ClientCapabilities != nil {
+		return r.meta.ClientCapabilities
+	}
+	return r.Session.ClientCapabilities()
+}
+
+// stateKey signs request states; it lives as long as the process (states are short-lived
+// retries of one request).
+var stateKey = func() []byte {
+	k := make([]byte, 32)
+	_, _ = rand.Read(k)
+	return k
+}()
+
+// sealState returns state with an HMAC-SHA256 tag: "<base64url(state)>.<base64url(tag)>".
+func (s *Server) sealState(state string) string {
+	mac := hmac.New(sha256.New, stateKey)
+	mac.Write([]byte(state))
+	enc := base64.RawURLEncoding
+	return enc.EncodeToString([]byte(state)) + "." + enc.EncodeToString(mac.Sum(nil))
+}
+
+// openState verifies a sealed state and returns what the handler put in it.
+func (s *Server) openState(sealed string) (string, bool) {
+	i := strings.LastIndexByte(sealed, '.')
+	if i < 0 {
+		return "", false
+	}
+	enc := base64.RawURLEncoding
+	body, err1 := enc.DecodeString(sealed[:i])
+	tag, err2 := enc.DecodeString(sealed[i+1:])
+	if err1 != nil || err2 != nil {
+		return "", false
+	}
+	mac := hmac.New(sha256.New, stateKey)
+	mac.Write(body)
+	if !hmac.Equal(tag, mac.Sum(nil)) {
+		return "", false
+	}
+	return string(body), true
+}
+
+// discoverHooks lets extensions (tasks) add to server/discover's capabilities, per server.
+var discoverHooks sync.Map // *Server → func(*ServerCapabilities)
