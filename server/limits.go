@@ -76,6 +76,7 @@ type Limits struct {
 	log              *slog.Logger
 	now              func() time.Time
 	schemas          sync.Map // tool name → *strictSchema
+	onHTTPLimited    func()   // counts 429s at the HTTP edge (limits_http.go)
 }
 
 // NewLimits builds the layer from cfg (copied); Close releases its goroutines and restores
