@@ -71,6 +71,8 @@ type ServerReport struct {
 	Sessions int64 `json:"sessions,omitempty"`
 	// RSSPerSession is (Loaded-Baseline RSS)/Sessions in bytes (idle mode).
 	RSSPerSession float64 `json:"rssPerSessionBytes,omitempty"`
+	// HeapPerSession is the heap delta per session in bytes, when /metrics has it (idle mode).
+	HeapPerSession float64 `json:"heapPerSessionBytes,omitempty"`
 	// GoroutinesPerSession is the goroutine delta per session, when known (idle mode).
 	GoroutinesPerSession float64 `json:"goroutinesPerSession,omitempty"`
 	// CPUPerReq is the server's CPU per reply in microseconds, when known.
@@ -298,6 +300,9 @@ func Run(cfg *Config, progress io.Writer) (*Result, error) {
 		sr := &ServerReport{Baseline: base, Loaded: loaded, Sessions: sessions}
 		if cfg.Mode == ModeIdle && sessions > 0 {
 			sr.RSSPerSession = (float64(loaded.RSSBytes) - float64(base.RSSBytes)) / float64(sessions)
+			if base.HeapBytes > 0 && loaded.HeapBytes > 0 {
+				sr.HeapPerSession = (float64(loaded.HeapBytes) - float64(base.HeapBytes)) / float64(sessions)
+			}
 			if base.Goroutines >= 0 && loaded.Goroutines >= 0 {
 				sr.GoroutinesPerSession = float64(loaded.Goroutines-base.Goroutines) / float64(sessions)
 			}

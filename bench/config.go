@@ -73,6 +73,9 @@ type Config struct {
 	// MetricsURL is the server's Prometheus endpoint sampled in idle mode when
 	// PID is not set (process_resident_memory_bytes, go_goroutines).
 	MetricsURL string `json:"metricsURL,omitempty"`
+	// HoldConns keeps idle HTTP sessions' connections open; by default idle
+	// mode closes them after initialize and holds the sessions alone.
+	HoldConns bool `json:"holdConns,omitempty"`
 	// AllowRemote allows non-loopback targets.
 	AllowRemote bool `json:"-"`
 	// Quiet suppresses the progress line.

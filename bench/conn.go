@@ -75,6 +75,14 @@ func (c *conn) rand() uint64 {
 
 // dial connects and, in the session era, initializes.
 func (c *conn) dial() error {
+	if err := c.connect(); err != nil {
+		return err
+	}
+	return c.handshake()
+}
+
+// connect opens the TCP connection only.
+func (c *conn) connect() error {
 	cfg := c.r.cfg
 	d := net.Dialer{Timeout: cfg.Timeout}
 	if n := len(cfg.sourceIPs); n > 0 {
@@ -89,6 +97,12 @@ func (c *conn) dial() error {
 	c.wbuf = c.wbuf[:0]
 	c.fifo, c.fifoHead = c.fifo[:0], 0
 	c.lastDL = 0
+	return nil
+}
+
+// handshake initializes a session-era connection; stateless ones only get their headers.
+func (c *conn) handshake() error {
+	cfg := c.r.cfg
 	if cfg.Stateless {
 		c.version = StatelessVersion
 		if cfg.Transport == "http" {
@@ -98,7 +112,7 @@ func (c *conn) dial() error {
 	}
 	t0 := c.r.now()
 	if err := c.initialize(); err != nil {
-		nc.Close()
+		c.nc.Close()
 		c.nc = nil
 		return err
 	}

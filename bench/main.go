@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"sync"
 )
 
@@ -75,12 +76,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.DialConcurrency, "dial-concurrency", 256, "connects+initializes in progress at once")
 	fs.IntVar(&c.PID, "pid", 0, "server PID: sample its RSS, threads and CPU from /proc")
 	fs.StringVar(&c.MetricsURL, "metrics", "", "server Prometheus URL to sample (process_resident_memory_bytes, go_goroutines), e.g. http://127.0.0.1:9090/metrics")
+	fs.BoolVar(&c.HoldConns, "hold-conns", false, "idle mode over HTTP: keep each session's connection open (default: close it after initialize, hold the session alone)")
 	fs.BoolVar(&c.AllowRemote, "allow-remote", false, "allow a non-loopback target")
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress line on stderr")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	asMD := fs.Bool("md", false, "print the result as a Markdown table")
 	plot := fs.String("plot", "", "write a latency histogram and throughput chart to this SVG file")
 	worker := fs.String("worker", "", "internal: run as a --procs worker with this JSON spec")
+	cpuProfile := fs.String("cpuprofile", "", "write the load generator's own CPU profile to this file (to check the client is not the bottleneck)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -94,6 +97,19 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if err := c.Validate(); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "erlmcp bench: --cpuprofile: %v\n", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "erlmcp bench: --cpuprofile: %v\n", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
 	}
 	res, err := Run(&c, stderr)
 	if err != nil {

@@ -38,7 +38,8 @@ func WriteText(w io.Writer, r *Result) {
 		fmt.Fprintf(w, "  server (%s): RSS %s -> %s, goroutines %d -> %d, threads %d -> %d\n", s.Loaded.Source,
 			mib(s.Baseline.RSSBytes), mib(s.Loaded.RSSBytes), s.Baseline.Goroutines, s.Loaded.Goroutines, s.Baseline.Threads, s.Loaded.Threads)
 		if r.Mode == ModeIdle {
-			fmt.Fprintf(w, "  sessions %d: %.2f KiB RSS per session, %.3f goroutines per session\n", s.Sessions, s.RSSPerSession/1024, s.GoroutinesPerSession)
+			fmt.Fprintf(w, "  sessions %d: %.2f KiB RSS per session, %.2f KiB heap per session, %.3f goroutines per session\n",
+				s.Sessions, s.RSSPerSession/1024, s.HeapPerSession/1024, s.GoroutinesPerSession)
 		}
 		if s.CPUPerReq > 0 {
 			fmt.Fprintf(w, "  server CPU %.2f µs/req\n", s.CPUPerReq)

@@ -190,8 +190,24 @@ func (r *runner) idle(c *conn, sem chan struct{}) {
 		return
 	}
 	r.up.Add(1)
+	// An HTTP session lives without a connection: close it, so what is held
+	// is the session alone (--hold-conns keeps it, to measure both).
+	dropped := r.cfg.Transport == "http" && !r.cfg.HoldConns
+	if dropped {
+		c.nc.Close()
+		c.nc = nil
+	}
 	<-r.stopCh
 	defer r.up.Add(-1)
+	if dropped {
+		sem <- struct{}{}
+		err := c.connect()
+		<-sem
+		if err != nil {
+			r.failErr(err, 1)
+			return
+		}
+	}
 	defer c.close()
 	c.send(kindPing, r.now())
 	if err := c.flush(); err != nil {

@@ -20,6 +20,9 @@ type ServerStats struct {
 	Goroutines int `json:"goroutines"`
 	// Threads is the OS thread count from /proc, or -1 when unknown.
 	Threads int `json:"threads"`
+	// HeapBytes is go_memstats_heap_alloc_bytes from /metrics (live plus
+	// not yet collected), or 0 when unknown.
+	HeapBytes uint64 `json:"heapBytes,omitempty"`
 	// CPUSeconds is user+system CPU from /proc/PID/stat, or -1 when unknown.
 	CPUSeconds float64 `json:"cpuSeconds"`
 	// Source says where the sample came from.
@@ -110,6 +113,8 @@ func readMetrics(url string, s *ServerStats, rss bool) error {
 			if rss {
 				s.RSSBytes = uint64(v)
 			}
+		case "go_memstats_heap_alloc_bytes":
+			s.HeapBytes = uint64(v)
 		case "go_goroutines":
 			s.Goroutines = int(v)
 		}
