@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"strconv"
@@ -103,6 +104,7 @@ type MemoryGuard struct {
 	callbacks []func(old, new MemoryState)
 
 	samples []metrics.Sample
+	lastGC  time.Time // last collection forced while overloaded (sampling goroutine only)
 	stop    chan struct{}
 	once    sync.Once
 	wg      sync.WaitGroup
@@ -141,6 +143,7 @@ func NewMemoryGuard(cfg MemoryGuardConfig) (*MemoryGuard, error) {
 		samples: []metrics.Sample{
 			{Name: "/memory/classes/total:bytes"},
 			{Name: "/memory/classes/heap/released:bytes"},
+			{Name: "/memory/classes/heap/free:bytes"},
 		},
 	}
 	if !cfg.KeepGoLimit {
@@ -152,22 +155,24 @@ func NewMemoryGuard(cfg MemoryGuardConfig) (*MemoryGuard, error) {
 	return g, nil
 }
 
-// readRuntime returns the memory the Go runtime holds from the OS: everything it mapped
-// minus what it returned (heap, stacks, runtime metadata). It leaves out memory outside
-// Go (kernel socket buffers), which the limit's headroom covers.
+// readRuntime returns the memory the Go runtime uses: everything it mapped minus what it
+// returned to the OS and minus free spans it could return at any time (heap objects, live
+// or awaiting collection, stacks, runtime metadata). Free spans are left out because with
+// a soft limit set the scavenger keeps up to the limit mapped, so counting them would keep
+// the guard overloaded long after the memory was freed. Memory outside Go (kernel socket
+// buffers) is not seen; the limit's headroom covers it.
 func (g *MemoryGuard) readRuntime() int64 {
 	metrics.Read(g.samples)
-	var total, released uint64
-	if g.samples[0].Value.Kind() == metrics.KindUint64 {
-		total = g.samples[0].Value.Uint64()
+	var v [3]uint64
+	for i := range v {
+		if g.samples[i].Value.Kind() == metrics.KindUint64 {
+			v[i] = g.samples[i].Value.Uint64()
+		}
 	}
-	if g.samples[1].Value.Kind() == metrics.KindUint64 {
-		released = g.samples[1].Value.Uint64()
-	}
-	if released > total {
+	if v[1]+v[2] > v[0] {
 		return 0
 	}
-	return int64(total - released)
+	return int64(v[0] - v[1] - v[2])
 }
 
 func (g *MemoryGuard) run() {
@@ -179,7 +184,13 @@ func (g *MemoryGuard) run() {
 		case <-g.stop:
 			return
 		case <-t.C:
-			g.Sample()
+			if g.Sample() == MemoryOverloaded && g.cfg.Sample == nil && time.Since(g.lastGC) >= time.Second {
+				// Dead objects count as used until a collection finds them, and an idle
+				// server allocates nothing that would start one: collect at most once a
+				// second while overloaded, so the guard can see that memory came back.
+				g.lastGC = time.Now()
+				runtime.GC()
+			}
 		}
 	}
 }
