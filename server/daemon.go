@@ -70,6 +70,7 @@ func NewDaemon(st Settings, build BuildInfo, logOut io.Writer) (*Daemon, error) 
 		MaxResponseBytes:     st.MessageSize.MaxResponseSize,
 		Logger:               log,
 		Middleware:           sec.withMiddleware(nil),
+		Admit:                sec.admit,
 	})
 	conformance := strings.EqualFold(st.Server.Profile, "conformance")
 	if st.Server.Demo && !conformance { // the suite judges tools/list: only its fixtures

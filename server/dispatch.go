@@ -106,6 +106,12 @@ func (s *Server) handleRequest(ss *Session, m *codec.Message, out Output) {
 		s.finish(r, nil, codec.NewError(codec.CodeNotInitialized, "%s before initialize: this server enforces the lifecycle (server.strict_lifecycle); send initialize first", m.Method), start, false)
 		return
 	}
+	if s.cfg.Admit != nil {
+		if err := s.cfg.Admit(r); err != nil {
+			s.finish(r, nil, err, start, false)
+			return
+		}
+	}
 	async := false
 	if mi != nil && mi.prepare != nil {
 		var err error
@@ -356,6 +362,12 @@ func (s *Server) serveSync(ss *Session, m *codec.Message, out Output) {
 	r := getRequest()
 	r.Session, r.Method, r.ID, r.Params, r.Transport, r.out = ss, m.Method, m.ID, m.Params, ss.transport, out
 	r.version = s.versionFor(ss, r)
+	if s.cfg.Admit != nil {
+		if err := s.cfg.Admit(r); err != nil {
+			s.finish(r, nil, err, start, false)
+			return
+		}
+	}
 	if mi != nil && mi.prepare != nil {
 		if _, err := mi.prepare(s, r); err != nil {
 			s.finish(r, nil, err, start, false)

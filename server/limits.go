@@ -259,78 +259,103 @@ func (l *Limits) OverloadedError() *codec.Error {
 // answers liveness; cancellation is a notification and never reaches the middleware.
 func exemptMethod(m string) bool { return m == MethodPing }
 
-// Middleware returns the admission middleware. Order, cheapest first: memory guard,
-// signature, credentials, rate limit, tool scopes, stricter schema checks. Requests already
-// admitted (in flight) are never stopped by it.
-func (l *Limits) Middleware() Middleware {
+// Install sets cfg.Admit to l.Admit and appends l's middleware (tool scopes, schema
+// checks) to cfg.Middleware: the cheap refusals then happen before params are decoded.
+// Use either Install or Middleware, not both.
+func (l *Limits) Install(cfg *Config) {
+	cfg.Admit = l.Admit
+	cfg.Middleware = append(cfg.Middleware[:len(cfg.Middleware):len(cfg.Middleware)], l.middleware(false))
+}
+
+// Middleware returns the whole layer as one middleware (Admit's checks, then tool scopes
+// and the stricter schema checks), for servers that cannot set Config.Admit. Install is
+// cheaper: the middleware runs after params are decoded and validated.
+func (l *Limits) Middleware() Middleware { return l.middleware(true) }
+
+// Admit is the admission check of one request, cheapest first: memory guard, signature,
+// credentials, rate limit. It runs before the request's params are decoded (Config.Admit).
+// Requests already admitted (in flight) are never stopped by it; ping is exempt from all
+// but the rate limit.
+func (l *Limits) Admit(r *Request) error {
+	exempt := exemptMethod(r.Method)
+	if l.guard != nil && !exempt && !l.guard.Admit() {
+		return l.OverloadedError()
+	}
+	var token string
+	var sig *limits.SignatureParts
+	if (l.authRequired || l.verifier != nil) && len(r.Params) > 0 {
+		var err error
+		if token, sig, err = readAuthMeta(r.Params); err != nil {
+			return err
+		}
+	}
+	if l.verifier != nil && !exempt && r.Transport != "http" {
+		if sig == nil {
+			return signatureError(fmt.Errorf("request is not signed: params._meta[%q] with timestamp, nonce and signature is required", limits.MetaSignature))
+		}
+		// The method is signed too, so a captured signature cannot be moved to another
+		// method: the signed bytes are the method, a newline and the params as sent.
+		frame := make([]byte, 0, len(r.Method)+1+len(r.Params))
+		frame = append(append(append(frame, r.Method...), '\n'), r.Params...)
+		if err := l.verifier.VerifyFrame(l.now(), sig.Timestamp, sig.Nonce, sig.Signature, frame); err != nil {
+			return signatureError(err)
+		}
+	}
+	if l.authRequired {
+		if token != "" {
+			np, err := l.authenticate(context.Background(), token)
+			if err != nil {
+				return l.authError(err)
+			}
+			r.Session.SetPrincipal(np)
+		}
+		p := r.Session.Principal()
+		if p == nil && !exempt {
+			return l.authError(limits.ErrNoCredentials)
+		}
+		if p != nil && !p.Expires.IsZero() && l.now().After(p.Expires) {
+			r.Session.SetPrincipal(nil)
+			return l.authError(fmt.Errorf("%w: credential expired at %s; authenticate again", limits.ErrInvalidToken, p.Expires.UTC().Format(time.RFC3339)))
+		}
+	}
+	if l.rl != nil {
+		if ok, retry, scope := l.rl.Check(l.keyFor(r.Session), l.now()); !ok {
+			return RateLimitError(l.rl.Config(), retry, scope)
+		}
+	}
+	return nil
+}
+
+// middleware checks tool scopes and the stricter schema rules of tools/call (which need
+// the decoded call), after Admit when admit is set.
+func (l *Limits) middleware(admit bool) Middleware {
 	return func(next Handler) Handler {
 		return func(ctx context.Context, r *Request) (any, error) {
-			exempt := exemptMethod(r.Method)
-			if l.guard != nil && !exempt && !l.guard.Admit() {
-				return nil, l.OverloadedError()
-			}
-			var token string
-			var sig *limits.SignatureParts
-			if (l.authRequired || l.verifier != nil) && len(r.Params) > 0 {
-				var err error
-				if token, sig, err = readAuthMeta(r.Params); err != nil {
+			if admit {
+				if err := l.Admit(r); err != nil {
 					return nil, err
-				}
-			}
-			if l.verifier != nil && !exempt && r.Transport != "http" {
-				if sig == nil {
-					return nil, signatureError(fmt.Errorf("request is not signed: params._meta[%q] with timestamp, nonce and signature is required", limits.MetaSignature))
-				}
-				// The method is signed too, so a captured signature cannot be moved to
-				// another method: signed bytes are method, newline, params as sent.
-				frame := make([]byte, 0, len(r.Method)+1+len(r.Params))
-				frame = append(append(append(frame, r.Method...), '\n'), r.Params...)
-				if err := l.verifier.VerifyFrame(l.now(), sig.Timestamp, sig.Nonce, sig.Signature, frame); err != nil {
-					return nil, signatureError(err)
-				}
-			}
-			var p *Principal
-			if l.authRequired {
-				if token != "" {
-					np, err := l.authenticate(ctx, token)
-					if err != nil {
-						return nil, l.authError(err)
-					}
-					r.Session.SetPrincipal(np)
-				}
-				p = r.Session.Principal()
-				if p == nil && !exempt {
-					return nil, l.authError(limits.ErrNoCredentials)
-				}
-				if p != nil && !p.Expires.IsZero() && l.now().After(p.Expires) {
-					r.Session.SetPrincipal(nil)
-					return nil, l.authError(fmt.Errorf("%w: credential expired at %s; authenticate again", limits.ErrInvalidToken, p.Expires.UTC().Format(time.RFC3339)))
-				}
-			}
-			if l.rl != nil {
-				if ok, retry, scope := l.rl.Check(l.keyFor(r.Session), l.now()); !ok {
-					return nil, RateLimitError(l.rl.Config(), retry, scope)
 				}
 			}
 			var cs *callState
 			if r.Method == MethodToolsCall {
 				cs, _ = r.state.(*callState)
 			}
-			if cs != nil {
-				if l.authRequired {
-					if err := l.scopes.Check(p, cs.entry.tool.Name); err != nil {
-						return nil, codec.NewError(codec.CodeForbidden, "%s", strings.TrimPrefix(err.Error(), "limits: ")).
-							WithData(map[string]any{"requiredScopes": l.scopes.Need(cs.entry.tool.Name), "error": "insufficient_scope"})
-					}
+			if cs == nil {
+				return next(ctx, r)
+			}
+			if l.authRequired {
+				if err := l.scopes.Check(r.Session.Principal(), cs.entry.tool.Name); err != nil {
+					return nil, codec.NewError(codec.CodeForbidden, "%s", strings.TrimPrefix(err.Error(), "limits: ")).
+						WithData(map[string]any{"requiredScopes": l.scopes.Need(cs.entry.tool.Name), "error": "insufficient_scope"})
 				}
-				if l.cfg.RejectUnknownFields || l.cfg.StrictSchema {
-					if err := l.checkUnknownFields(cs); err != nil {
-						return nil, err
-					}
+			}
+			if l.cfg.RejectUnknownFields || l.cfg.StrictSchema {
+				if err := l.checkUnknownFields(cs); err != nil {
+					return nil, err
 				}
 			}
 			res, err := next(ctx, r)
-			if cs != nil && l.cfg.StrictSchema && err == nil && cs.entry.output != nil {
+			if l.cfg.StrictSchema && err == nil && cs.entry.output != nil {
 				if tr, ok := res.(*CallToolResult); ok && !tr.IsError && tr.StructuredContent == nil {
 					return nil, codec.NewError(codec.CodeInternalError, "tool %q declares an outputSchema but returned no structuredContent (schema_validator.strict_mode)", cs.entry.tool.Name)
 				}

@@ -62,12 +62,16 @@ func (st *Settings) limitsConfig() (LimitsConfig, error) {
 }
 
 // withMiddleware returns mw followed by the limits middleware (innermost, so tracing and
-// metrics see refusals).
+// metrics see refusals). The daemon also sets Config.Admit to sec.admit, which runs the
+// cheap checks before params are decoded; the middleware then checks scopes and schemas.
 func (sec *security) withMiddleware(mw []Middleware) []Middleware {
 	out := make([]Middleware, 0, len(mw)+1)
 	out = append(out, mw...)
-	return append(out, sec.lim.Middleware())
+	return append(out, sec.lim.middleware(false))
 }
+
+// admit is Config.Admit.
+func (sec *security) admit(r *Request) error { return sec.lim.Admit(r) }
 
 // startSecurity reports the memory guard to health and metrics and starts the TLS listener
 // when a certificate is configured.

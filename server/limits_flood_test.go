@@ -65,7 +65,9 @@ func TestMemoryGuardFlood(t *testing.T) {
 			trips.Add(1)
 		}
 	})
-	s := newDemoServer(t, Config{Middleware: []Middleware{lim.Middleware()}, MaxResponseBytes: 1 << 20})
+	scfg := Config{MaxResponseBytes: 1 << 20}
+	lim.Install(&scfg)
+	s := newDemoServer(t, scfg)
 	addr := startTCP(t, s, func(c *loop.Config) { c.MaxFrameBytes = msgSize + 4096 })
 
 	var peak atomic.Int64

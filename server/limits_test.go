@@ -16,6 +16,10 @@ import (
 	"github.com/google/jsonschema-go/jsonschema"
 )
 
+// viaMiddleware makes limitsServer install the layer as one Middleware instead of
+// Config.Admit plus middleware (TestLimitsAsMiddleware).
+var viaMiddleware bool
+
 // limitsServer starts a demo server behind a Limits layer on a loopback port.
 func limitsServer(t *testing.T, cfg LimitsConfig) (string, *Limits) {
 	t.Helper()
@@ -24,7 +28,13 @@ func limitsServer(t *testing.T, cfg LimitsConfig) (string, *Limits) {
 		t.Fatal(err)
 	}
 	t.Cleanup(lim.Close)
-	s := newDemoServer(t, Config{Middleware: []Middleware{lim.Middleware()}})
+	var scfg Config
+	if viaMiddleware {
+		scfg.Middleware = []Middleware{lim.Middleware()}
+	} else {
+		lim.Install(&scfg)
+	}
+	s := newDemoServer(t, scfg)
 	// A tool whose schema leaves additionalProperties open (derived schemas close it).
 	err = s.AddTool(&Tool{Name: "open", InputSchema: json.RawMessage(`{"type":"object","properties":{"text":{"type":"string"},"opts":{"type":"object","properties":{"k":{}}}}}`)},
 		ToolOptions{Inline: true}, func(ctx context.Context, r *Request, args json.RawMessage) (*CallToolResult, error) {
@@ -63,6 +73,35 @@ func TestRateLimitTCP(t *testing.T) {
 	if m := dial(t, addr).call("ping", nil); m.Error != nil {
 		t.Fatalf("second session refused: %s", m.Error.Message)
 	}
+}
+
+// TestLimitsAsMiddleware runs the admission tests with the layer installed as a single
+// Middleware (no Config.Admit).
+func TestLimitsAsMiddleware(t *testing.T) {
+	viaMiddleware = true
+	defer func() { viaMiddleware = false }()
+	t.Run("rate", TestRateLimitTCP)
+	t.Run("guard", TestMemoryGuardMiddleware)
+	t.Run("auth", TestAuthTCP)
+	t.Run("signing", TestSigningTCP)
+	t.Run("fields", TestRejectUnknownFields)
+}
+
+// TestAdmitBeforeDecode: with Config.Admit a refused tools/call is answered before its
+// arguments are decoded or validated, so an overloaded server spends nothing on it.
+func TestAdmitBeforeDecode(t *testing.T) {
+	var used atomic.Int64
+	addr, lim := limitsServer(t, LimitsConfig{MemoryGuard: &limits.MemoryGuardConfig{
+		LimitBytes: 100 << 20, SampleInterval: time.Hour, KeepGoLimit: true,
+		Sample: func() int64 { return used.Load() },
+	}})
+	used.Store(99 << 20)
+	lim.MemoryGuard().Sample()
+	c := dial(t, addr)
+	// Unknown tool and invalid arguments: with the middleware alone these would be reported
+	// (prepare runs first); Admit refuses before looking.
+	c.send(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"no-such-tool","arguments":{"x":1}}}`)
+	wantError(t, c.waitID("1"), -32004, "overloaded")
 }
 
 func TestRateLimitKeyByIP(t *testing.T) {

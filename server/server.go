@@ -59,6 +59,10 @@ type Config struct {
 	Logger *slog.Logger `json:"-"`
 	// Middleware wraps every request handler, outermost first.
 	Middleware []Middleware `json:"-"`
+	// Admit, when set, is asked about every request before its params are decoded or it is
+	// queued (memory guard, credentials, rate limits: Limits.Admit); an error refuses the
+	// request before it costs more than its frame.
+	Admit func(r *Request) error `json:"-"`
 	// Observer, when set, is told about every request served (metrics, tracing).
 	Observer Observer `json:"-"`
 }
