@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/erlmcp/erlmcp-go/limits"
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/jsonschema-go/jsonschema"
 )
 
@@ -388,5 +389,58 @@ func TestSecuritySettingsValidate(t *testing.T) {
 	}
 	if st.RateLimiter.MaxRequestsPerMinute != 7 || !st.SchemaValidator.StrictMode || st.Transports.TLS.Verify != "verify_peer" {
 		t.Fatalf("%+v", st.RateLimiter)
+	}
+}
+
+func TestJWTOverTCP(t *testing.T) {
+	key := []byte("jwt-hmac-key-jwt-hmac-key-jwt-hmac")
+	const aud = "https://mcp.example.com/mcp"
+	addr, _ := limitsServer(t, LimitsConfig{
+		AuthRequired: true, Resource: aud,
+		Auth:       &limits.AuthConfig{JWT: &limits.JWTConfig{Audience: aud, HMACKeys: [][]byte{key}}},
+		ToolScopes: map[string][]string{"echo": {"tools:echo"}},
+	})
+	mint := func(claims jwt.MapClaims, k []byte) string {
+		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	good := func() jwt.MapClaims {
+		return jwt.MapClaims{"sub": "agent-7", "aud": aud, "exp": time.Now().Add(time.Hour).Unix(), "scope": "tools:echo"}
+	}
+	with := func(k string, v any) jwt.MapClaims { c := good(); c[k] = v; return c }
+	echo := `{"name":"echo","arguments":{"text":"hi"}`
+	cases := []struct {
+		name, token string
+		code        int
+		errHas      string
+	}{
+		{"good", mint(good(), key), 0, ""},
+		{"wrong audience", mint(with("aud", "https://other.example.com"), key), -32006, "audience"},
+		{"expired", mint(with("exp", time.Now().Add(-time.Hour).Unix()), key), -32006, "expired"},
+		{"bad signature", mint(good(), []byte("some-other-key-some-other-key-som")), -32006, "signature is invalid"},
+		{"missing scope", mint(with("scope", "tools:read"), key), -32007, "needs scope tools:echo"},
+		{"garbage", "not.a.jwt", -32006, "malformed"},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dial(t, addr)
+			// Stateless era: the token rides in every request's _meta.
+			line := fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":%s,"_meta":{%q:"Bearer %s"}}}`, i+1, echo, MetaAuthorization, tc.token)
+			c.send(line)
+			m := c.waitID(strconv.Itoa(i + 1))
+			if tc.code == 0 {
+				if m.Error != nil {
+					t.Fatalf("refused: %s", m.Error.Message)
+				}
+				return
+			}
+			wantError(t, m, tc.code, tc.errHas)
+			if strings.Contains(m.Error.Message, tc.token) {
+				t.Fatal("error echoes the token")
+			}
+		})
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -321,5 +322,29 @@ func TestDaemonTLS(t *testing.T) {
 	}
 	if d.Limits().RateLimiter() == nil || d.Limits().MemoryGuard() == nil {
 		t.Fatal("daemon defaults: rate limiter and memory guard should be on")
+	}
+}
+
+// TestOpenSSLHandshake is the issue's check, with the openssl binary when there is one:
+// `openssl s_client -connect … -tls1_3` completes a handshake, -tls1_2 does not.
+func TestOpenSSLHandshake(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("no openssl")
+	}
+	p := newPKI(t)
+	ln, _ := startTLS(t, p, nil, nil)
+	run := func(version string) string {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "openssl", "s_client", "-connect", ln.Addr().String(), version, "-CAfile", p.caFile)
+		cmd.Stdin = strings.NewReader(pingLine + "\n")
+		out, _ := cmd.CombinedOutput()
+		return string(out)
+	}
+	if out := run("-tls1_3"); !strings.Contains(out, "TLSv1.3") || !strings.Contains(out, "Verify return code: 0 (ok)") {
+		t.Fatalf("openssl -tls1_3:\n%s", out)
+	}
+	if out := run("-tls1_2"); !strings.Contains(out, "alert protocol version") {
+		t.Fatalf("openssl -tls1_2 completed a handshake with a 1.3-only listener:\n%s", out)
 	}
 }
