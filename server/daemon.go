@@ -40,6 +40,8 @@ type Daemon struct {
 	serveErr error
 	// sec is rate limits, memory guard, auth, signing and TLS (limits_daemon.go).
 	sec *security
+	// ops is the control socket, config reload and binary upgrade (control.go).
+	ops operations
 }
 
 // NewDaemon builds the server from st: registries (demo tools when server.demo is on) and
@@ -148,8 +150,9 @@ func msOrNever(ms int) time.Duration {
 // Start binds the listeners and serves in the background.
 func (d *Daemon) Start() error {
 	d.started = time.Now()
+	d.applyDisabledTools(d.st.Server.DisabledTools)
 	if d.st.Transports.TCP.Enabled {
-		ln, err := loop.Listen(d.LineConfig())
+		ln, err := d.listenLine() // the socket handed over at an upgrade, else bound (upgrade.go)
 		if err != nil {
 			return fmt.Errorf("transports.tcp: listening on %s: %w", d.st.Transports.TCP.Addr, err)
 		}

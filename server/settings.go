@@ -54,6 +54,12 @@ type ServerSettings struct {
 	ShutdownTimeoutMs int `yaml:"shutdown_timeout_ms" json:"shutdown_timeout_ms"`
 	// ClientRequestTimeoutMs bounds server→client requests (sampling, elicitation, roots).
 	ClientRequestTimeoutMs int `yaml:"client_request_timeout_ms" json:"client_request_timeout_ms"`
+	// ControlSocket is the admin CLI's unix socket (mode 0600; control.go). Empty means
+	// $XDG_RUNTIME_DIR/erlmcp.sock, else /tmp/erlmcp-$UID/erlmcp.sock.
+	ControlSocket string `yaml:"control_socket" json:"control_socket"`
+	// DisabledTools are tool names hidden from tools/list and refused by tools/call;
+	// `erlmcp reload` applies changes live.
+	DisabledTools []string `yaml:"disabled_tools" json:"disabled_tools"`
 }
 
 // TransportSettings is the `transports:` section.

@@ -100,7 +100,7 @@ func ListenTLS(cfg TLSConfig) (*TLSListener, error) {
 		return nil, err
 	}
 	t.conf.Store(conf)
-	ln, err := net.Listen("tcp", cfg.Addr)
+	ln, err := listenInherited(roleTLS, "tcp", cfg.Addr) // handed over at an upgrade (upgrade.go)
 	if err != nil {
 		return nil, fmt.Errorf("transports.tls: listening on %s: %w", cfg.Addr, err)
 	}

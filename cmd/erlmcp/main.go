@@ -38,7 +38,14 @@ const usage = `usage: erlmcp <command> [flags]
 commands:
   start      serve MCP in the foreground (TCP %s by default; no config file needed)
   stdio      serve one MCP session on stdin/stdout (logs go to stderr)
-  versions   print version, commit, build date, Go version and dependencies
+  versions   print version, commit, build date, Go version and dependencies (and the running server's)
+  ping       ask the running server (control socket) for pong
+  status     memory, connections, sessions, goroutines, uptime of the running server [-json]
+  stop       stop the running server gracefully (drains in-flight requests)
+  reopen_log reopen the log file (after logrotate)
+  reload     re-read the config file; apply what can change live, list what needs a restart
+  upgrade    start the new binary on the same sockets, then drain and stop the old one [-binary PATH]
+  config check FILE   validate a config file
 
 Run 'erlmcp <command> -h' for the flags of a command.
 `
@@ -50,11 +57,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "start":
-		return cmdStart(args[1:], stderr)
+		return runStart(args[1:], stderr)
+	case "ping", "status", "stop", "reopen_log", "reload", "upgrade", "config":
+		return runAdmin(args, stdout, stderr) // admin.go
 	case "stdio":
 		return cmdStdio(args[1:], stdin, stdout, stderr)
 	case "versions", "version", "-version", "--version":
-		return cmdVersions(args[1:], stdout)
+		return cmdVersionsAll(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprintf(stdout, usage, server.DefaultSettings().Transports.TCP.Addr)
 		return 0
@@ -114,6 +123,11 @@ func cmdStart(args []string, stderr io.Writer) int {
 		return 1
 	}
 	if err := d.Start(); err != nil {
+		fmt.Fprintf(stderr, "erlmcp: %v\n", err)
+		return 1
+	}
+	d.SetConfigSource(cf.source()) // for erlmcp reload
+	if err := d.StartControl(); err != nil {
 		fmt.Fprintf(stderr, "erlmcp: %v\n", err)
 		return 1
 	}
