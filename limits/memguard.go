@@ -95,7 +95,8 @@ func (s MemoryState) String() string {
 // with one atomic load, whether to admit new work. It is safe for concurrent use.
 type MemoryGuard struct {
 	cfg       MemoryGuardConfig
-	high, low int64
+	limit     atomic.Int64 // bytes; SetLimit changes it with high and low
+	high, low atomic.Int64
 	state     atomic.Int32
 	inUse     atomic.Int64
 	prevLimit int64
@@ -137,8 +138,6 @@ func NewMemoryGuard(cfg MemoryGuardConfig) (*MemoryGuard, error) {
 	}
 	g := &MemoryGuard{
 		cfg:  cfg,
-		high: int64(float64(cfg.LimitBytes) * cfg.HighWater),
-		low:  int64(float64(cfg.LimitBytes) * cfg.LowWater),
 		stop: make(chan struct{}),
 		samples: []metrics.Sample{
 			{Name: "/memory/classes/total:bytes"},
@@ -146,6 +145,7 @@ func NewMemoryGuard(cfg MemoryGuardConfig) (*MemoryGuard, error) {
 			{Name: "/memory/classes/heap/free:bytes"},
 		},
 	}
+	g.setMarks(cfg.LimitBytes)
 	if !cfg.KeepGoLimit {
 		g.prevLimit = debug.SetMemoryLimit(cfg.LimitBytes)
 	}
@@ -208,9 +208,9 @@ func (g *MemoryGuard) Sample() MemoryState {
 	old := MemoryState(g.state.Load())
 	next := old
 	switch {
-	case old == MemoryNormal && used >= g.high:
+	case old == MemoryNormal && used >= g.high.Load():
 		next = MemoryOverloaded
-	case old == MemoryOverloaded && used <= g.low:
+	case old == MemoryOverloaded && used <= g.low.Load():
 		next = MemoryNormal
 	}
 	if next != old && g.state.CompareAndSwap(int32(old), int32(next)) {
@@ -235,7 +235,30 @@ func (g *MemoryGuard) State() MemoryState { return MemoryState(g.state.Load()) }
 func (g *MemoryGuard) InUse() int64 { return g.inUse.Load() }
 
 // Limit returns the configured limit and the high- and low-water marks in bytes.
-func (g *MemoryGuard) Limit() (limit, high, low int64) { return g.cfg.LimitBytes, g.high, g.low }
+func (g *MemoryGuard) Limit() (limit, high, low int64) {
+	return g.limit.Load(), g.high.Load(), g.low.Load()
+}
+
+func (g *MemoryGuard) setMarks(limit int64) {
+	g.limit.Store(limit)
+	g.high.Store(int64(float64(limit) * g.cfg.HighWater))
+	g.low.Store(int64(float64(limit) * g.cfg.LowWater))
+}
+
+// SetLimit changes the limit of a running guard (`erlmcp reload`), with the water marks
+// at the same fractions, and the Go soft limit unless KeepGoLimit. The next sample applies
+// it.
+func (g *MemoryGuard) SetLimit(limitBytes int64) error {
+	c := MemoryGuardConfig{LimitBytes: limitBytes}
+	if err := c.Validate(); err != nil || limitBytes == 0 {
+		return fmt.Errorf("limits: memory guard limit %d: must be ≥ 16 MiB", limitBytes)
+	}
+	g.setMarks(limitBytes)
+	if !g.cfg.KeepGoLimit {
+		debug.SetMemoryLimit(limitBytes)
+	}
+	return nil
+}
 
 // OnChange registers f to be called, from the sampling goroutine, on every state change.
 // f must return quickly (flip /ready, log, set a gauge).

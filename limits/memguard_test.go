@@ -134,3 +134,29 @@ func TestDetectMemory(t *testing.T) {
 		t.Fatalf("DetectMemory on this machine: %d %s %v", n, src, err)
 	}
 }
+
+func TestMemoryGuardSetLimit(t *testing.T) {
+	var used atomic.Int64
+	g, err := NewMemoryGuard(MemoryGuardConfig{LimitBytes: 100 << 20, HighWater: 0.8, LowWater: 0.5,
+		SampleInterval: time.Hour, KeepGoLimit: true, Sample: func() int64 { return used.Load() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	used.Store(70 << 20)
+	if g.Sample() != MemoryNormal {
+		t.Fatal("70 of 100 MiB should be normal")
+	}
+	if err := g.SetLimit(80 << 20); err != nil {
+		t.Fatal(err)
+	}
+	if g.Sample() != MemoryOverloaded {
+		t.Fatal("70 of 80 MiB (high 64) should be overloaded")
+	}
+	if l, h, lo := g.Limit(); l != 80<<20 || h != 64<<20 || lo != 40<<20 {
+		t.Fatalf("marks %d %d %d", l, h, lo)
+	}
+	if g.SetLimit(1) == nil || g.SetLimit(0) == nil {
+		t.Fatal("tiny limit accepted")
+	}
+}

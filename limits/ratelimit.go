@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -191,7 +192,8 @@ type rateShard struct {
 // its next burst token. Allow is safe for concurrent use; keys are spread over 256 shards,
 // each with its own lock, and the hit path for an existing key does not allocate.
 type RateLimiter struct {
-	cfg        RateLimitConfig
+	cfg        RateLimitConfig                 // as created; CleanupInterval and MaxKeys stay
+	cur        atomic.Pointer[RateLimitConfig] // limits in effect; SetLimits swaps it
 	seed       maphash.Seed
 	shards     [rateShards]rateShard
 	perShard   int
@@ -211,6 +213,7 @@ func NewRateLimiter(cfg RateLimitConfig) (*RateLimiter, error) {
 	}
 	cfg = cfg.withDefaults()
 	rl := &RateLimiter{cfg: cfg, seed: maphash.MakeSeed(), stop: make(chan struct{})}
+	rl.cur.Store(&cfg)
 	rl.perShard = max(cfg.MaxKeys/rateShards, 1)
 	for i := range rl.shards {
 		rl.shards[i].buckets = make(map[string]*bucket)
@@ -221,7 +224,21 @@ func NewRateLimiter(cfg RateLimitConfig) (*RateLimiter, error) {
 }
 
 // Config returns the configuration in effect (defaults filled in).
-func (rl *RateLimiter) Config() RateLimitConfig { return rl.cfg }
+func (rl *RateLimiter) Config() RateLimitConfig { return *rl.cur.Load() }
+
+// SetLimits changes RequestsPerMinute, MaxBurst, BurstInterval and GlobalRequestsPerMinute
+// of a running limiter (`erlmcp reload`); zero fields take their defaults as in
+// NewRateLimiter. Buckets are kept: a key's current window counts against the new quota.
+// CleanupInterval and MaxKeys keep their values from NewRateLimiter.
+func (rl *RateLimiter) SetLimits(cfg RateLimitConfig) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	cfg = cfg.withDefaults()
+	cfg.CleanupInterval, cfg.MaxKeys = rl.cfg.CleanupInterval, rl.cfg.MaxKeys
+	rl.cur.Store(&cfg)
+	return nil
+}
 
 // OnRejected sets a function called (synchronously, so it must be cheap) for every refused
 // request, e.g. to count erlmcp_rate_limited_total. Set it before first use.
@@ -237,7 +254,7 @@ func (rl *RateLimiter) Allow(key string, now time.Time) (ok bool, retryAfter tim
 // Check is Allow that also tells which limit refused the request.
 func (rl *RateLimiter) Check(key string, now time.Time) (ok bool, retryAfter time.Duration, scope Scope) {
 	ns := now.UnixNano()
-	c := &rl.cfg
+	c := rl.cur.Load()
 	if c.RequestsPerMinute > 0 || c.MaxBurst > 0 {
 		h := maphash.String(rl.seed, key)
 		if len(key) > maxKeyLen {
@@ -287,7 +304,7 @@ func (rl *RateLimiter) newBucketLocked(sh *rateShard, key string, now int64) *bu
 func (rl *RateLimiter) sweepLocked(sh *rateShard, now int64) int {
 	n := 0
 	for k, b := range sh.buckets {
-		if b.stale(now, rl.cfg.BurstInterval) {
+		if b.stale(now, rl.cur.Load().BurstInterval) {
 			delete(sh.buckets, k)
 			n++
 		}

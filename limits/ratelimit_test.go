@@ -212,3 +212,25 @@ func TestAllowNoAllocs(t *testing.T) {
 		t.Fatalf("Allow for an existing key allocates %.1f times", n)
 	}
 }
+
+func TestRateLimiterSetLimits(t *testing.T) {
+	rl := newRL(t, RateLimitConfig{RequestsPerMinute: 2, MaxBurst: -1})
+	for i := 0; i < 3; i++ {
+		rl.Allow("k", t0)
+	}
+	if err := rl.SetLimits(RateLimitConfig{RequestsPerMinute: 5, MaxBurst: -1}); err != nil {
+		t.Fatal(err)
+	}
+	ok := 0
+	for i := 0; i < 5; i++ {
+		if a, _ := rl.Allow("k", t0.Add(time.Second)); a {
+			ok++
+		}
+	}
+	if ok != 3 || rl.Config().RequestsPerMinute != 5 || rl.Config().CleanupInterval != DefaultCleanupInterval {
+		t.Fatalf("after raising the quota from 2 to 5 mid-window: %d more admitted, want 3; %+v", ok, rl.Config())
+	}
+	if err := rl.SetLimits(RateLimitConfig{BurstInterval: -1}); err == nil {
+		t.Fatal("bad limits accepted")
+	}
+}

@@ -104,8 +104,8 @@ func NewLimits(cfg LimitsConfig) (*Limits, error) {
 		if l.guard, err = limits.NewMemoryGuard(*cfg.MemoryGuard); err != nil {
 			return nil, err
 		}
-		limit, high, low := l.guard.Limit()
 		l.guard.OnChange(func(old, nw limits.MemoryState) {
+			limit, high, low := l.guard.Limit()
 			l.log.Warn("memory guard "+nw.String(), "in_use_bytes", l.guard.InUse(), "limit_bytes", limit, "high_water_bytes", high, "low_water_bytes", low)
 		})
 	}

@@ -152,3 +152,47 @@ func (d *Daemon) ReloadTLS() error {
 	}
 	return d.sec.tls.Reload()
 }
+
+// ReloadLimits applies the parts of st that can change while running (`erlmcp reload`):
+// the rate limiter's quotas, the memory guard's limit, and the TLS certificate, key and CA
+// bundle. Turning a limiter on or off, auth, signing keys and listener addresses need a
+// restart; a change to those is reported as an error and nothing is applied.
+func (d *Daemon) ReloadLimits(st Settings) error {
+	if err := st.Validate(); err != nil {
+		return err
+	}
+	old := d.sec.st
+	switch {
+	case st.RateLimiter.Enabled != old.RateLimiter.Enabled:
+		return errors.New("config: rate_limiter.enabled changed: restart to apply")
+	case st.MemoryGuard.Enabled != old.MemoryGuard.Enabled:
+		return errors.New("config: memory_guard.enabled changed: restart to apply")
+	case st.Transports.TLS.Enabled != old.Transports.TLS.Enabled || st.Transports.TLS.Addr != old.Transports.TLS.Addr:
+		return errors.New("config: transports.tls.enabled or addr changed: restart to apply")
+	}
+	if rl := d.sec.lim.RateLimiter(); rl != nil {
+		if err := rl.SetLimits(*st.RateLimiter.config()); err != nil {
+			return fmt.Errorf("config: rate_limiter: %w", err)
+		}
+	}
+	if g := d.sec.lim.MemoryGuard(); g != nil && st.MemoryGuard.MemoryLimitBytes != old.MemoryGuard.MemoryLimitBytes {
+		n := st.MemoryGuard.MemoryLimitBytes
+		if n == 0 {
+			total, _, err := limits.DetectMemory()
+			if err != nil {
+				return fmt.Errorf("config: memory_guard.memory_limit_bytes: %w", err)
+			}
+			n = int64(float64(total) * limits.DefaultMemoryFraction)
+		}
+		if err := g.SetLimit(n); err != nil {
+			return fmt.Errorf("config: memory_guard.memory_limit_bytes: %w", err)
+		}
+	}
+	if err := d.ReloadTLS(); err != nil {
+		return err
+	}
+	d.sec.st.RateLimiter, d.sec.st.MemoryGuard = st.RateLimiter, st.MemoryGuard
+	d.log.Info("limits reloaded", "max_requests_per_minute", st.RateLimiter.MaxRequestsPerMinute,
+		"max_burst", st.RateLimiter.MaxBurst, "memory_limit_bytes", st.MemoryGuard.MemoryLimitBytes)
+	return nil
+}

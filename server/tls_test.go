@@ -348,3 +348,27 @@ func TestOpenSSLHandshake(t *testing.T) {
 		t.Fatalf("openssl -tls1_2 completed a handshake with a 1.3-only listener:\n%s", out)
 	}
 }
+
+func TestDaemonReloadLimits(t *testing.T) {
+	d := startSecDaemon(t, func(st *Settings) { st.RateLimiter.MaxRequestsPerMinute = 2 })
+	c := dial(t, d.TCPAddr().String())
+	c.call("ping", nil)
+	c.call("ping", nil)
+	wantError(t, c.call("ping", nil), -32003, "2 requests per minute")
+	st := d.sec.st
+	st.RateLimiter.MaxRequestsPerMinute = 10
+	st.MemoryGuard.MemoryLimitBytes = 1 << 30
+	if err := d.ReloadLimits(st); err != nil {
+		t.Fatal(err)
+	}
+	if m := c.call("ping", nil); m.Error != nil {
+		t.Fatalf("after raising the quota: %s", m.Error.Message)
+	}
+	if l, _, _ := d.Limits().MemoryGuard().Limit(); l != 1<<30 {
+		t.Fatalf("memory limit %d", l)
+	}
+	st.RateLimiter.Enabled = false
+	if err := d.ReloadLimits(st); err == nil || !strings.Contains(err.Error(), "restart") {
+		t.Fatalf("disabling the limiter live: %v", err)
+	}
+}
