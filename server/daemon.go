@@ -133,7 +133,7 @@ func (d *Daemon) LineConfig() loop.Config {
 		IdleTimeout:    msOrNever(t.IdleTimeoutMs),
 		KeepAlive:      time.Duration(t.KeepaliveMs) * time.Millisecond,
 		HibernateAfter: hib,
-		Handler:        d.srv.LineHandler(),
+		Handler:        d.sec.lineHandler(d.srv),
 		HTTP:           d.httpHook(),
 		Logger:         d.log,
 	}

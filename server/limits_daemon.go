@@ -8,7 +8,9 @@ import (
 	"net"
 	"strings"
 
+	"github.com/erlmcp/erlmcp-go/codec"
 	"github.com/erlmcp/erlmcp-go/limits"
+	"github.com/erlmcp/erlmcp-go/loop"
 )
 
 // security is the daemon's admission and security layer: Limits (rate limits, memory guard,
@@ -195,4 +197,31 @@ func (d *Daemon) ReloadLimits(st Settings) error {
 	d.log.Info("limits reloaded", "max_requests_per_minute", st.RateLimiter.MaxRequestsPerMinute,
 		"max_burst", st.RateLimiter.MaxBurst, "memory_limit_bytes", st.MemoryGuard.MemoryLimitBytes)
 	return nil
+}
+
+// lineHandler wraps the line protocol's handler so that a connection opened while the
+// memory guard refuses new work gets one -32004 error line and is closed, before any
+// session exists for it (the "refuses new connections"). HTTP connections are
+// sniffed before Open and are refused per request by AdmitHTTP instead.
+func (sec *security) lineHandler(s *Server) loop.Handler {
+	h := s.LineHandler()
+	if sec.lim.MemoryGuard() == nil {
+		return h
+	}
+	return admitConnHandler{Handler: h, lim: sec.lim}
+}
+
+// admitConnHandler refuses connections at Open while the memory guard is overloaded.
+type admitConnHandler struct {
+	loop.Handler
+	lim *Limits
+}
+
+func (h admitConnHandler) Open(c *loop.Conn) {
+	if !h.lim.AdmitConn() {
+		_ = c.Send(codec.AppendError(nil, codec.NullID, h.lim.OverloadedError()))
+		_ = c.Close()
+		return // no session: Frame and Close ignore the connection
+	}
+	h.Handler.Open(c)
 }

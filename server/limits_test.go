@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/erlmcp/erlmcp-go/limits"
+	"github.com/erlmcp/erlmcp-go/loop"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/jsonschema-go/jsonschema"
 )
@@ -442,5 +443,38 @@ func TestJWTOverTCP(t *testing.T) {
 				t.Fatal("error echoes the token")
 			}
 		})
+	}
+}
+
+func TestRefuseConnWhileOverloaded(t *testing.T) {
+	var used atomic.Int64
+	lim, err := NewLimits(LimitsConfig{MemoryGuard: &limits.MemoryGuardConfig{
+		LimitBytes: 100 << 20, SampleInterval: time.Hour, KeepGoLimit: true,
+		Sample: func() int64 { return used.Load() },
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lim.Close()
+	s := newDemoServer(t, Config{})
+	sec := &security{lim: lim}
+	addr := startTCP(t, s, func(c *loop.Config) { c.Handler = sec.lineHandler(s) })
+	used.Store(99 << 20)
+	lim.MemoryGuard().Sample()
+	c := dial(t, addr)
+	c.send(pingLine)
+	wantError(t, c.recv(), -32004, "overloaded")
+	if _, err := c.tryRecv(2 * time.Second); err == nil {
+		t.Fatal("connection refused by the memory guard stayed open")
+	}
+	before := s.Stats().Sessions
+	used.Store(1 << 20)
+	lim.MemoryGuard().Sample()
+	c2 := dial(t, addr)
+	if m := c2.call("ping", nil); m.Error != nil {
+		t.Fatalf("after recovery: %s", m.Error.Message)
+	}
+	if before != 0 {
+		t.Fatalf("%d sessions made for refused connections", before)
 	}
 }
