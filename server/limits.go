@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/erlmcp/erlmcp-go/codec"
@@ -75,8 +76,9 @@ type Limits struct {
 	prm              *ProtectedResourceMetadata
 	log              *slog.Logger
 	now              func() time.Time
-	schemas          sync.Map // tool name → *strictSchema
-	onHTTPLimited    func()   // counts 429s at the HTTP edge (limits_http.go)
+	schemas          sync.Map    // tool name → *strictSchema
+	onHTTPLimited    func()      // counts 429s at the HTTP edge (limits_http.go)
+	httpEdge         atomic.Bool // AdmitHTTP is in use: HTTP requests are rate-limited there
 }
 
 // NewLimits builds the layer from cfg (copied); Close releases its goroutines and restores
@@ -318,7 +320,9 @@ func (l *Limits) Admit(r *Request) error {
 			return l.authError(fmt.Errorf("%w: credential expired at %s; authenticate again", limits.ErrInvalidToken, p.Expires.UTC().Format(time.RFC3339)))
 		}
 	}
-	if l.rl != nil {
+	// HTTP requests are counted once: at the edge (AdmitHTTP) once the HTTP layer calls it,
+	// else here.
+	if l.rl != nil && !(r.Transport == "http" && l.httpEdge.Load()) {
 		if ok, retry, scope := l.rl.Check(l.keyFor(r.Session), l.now()); !ok {
 			return RateLimitError(l.rl.Config(), retry, scope)
 		}

@@ -65,12 +65,15 @@ func (l *Limits) HTTPRateLimit(next fasthttp.RequestHandler) fasthttp.RequestHan
 // returns ok=false the response is written and the caller must return; otherwise p (nil
 // without auth) should be given to the request's session with SetPrincipal.
 //
-// The Limits middleware still runs for every JSON-RPC request on the session: it checks
-// tool scopes and schemas, and counts the request again under the session's key, which is
-// the subject for authenticated sessions.
+// Admit and the middleware still run for every JSON-RPC request on the session (memory
+// guard, scopes, schemas), but once AdmitHTTP is in use they no longer count HTTP requests
+// against the rate limit, so each is counted once.
 func (l *Limits) AdmitHTTP(ctx *fasthttp.RequestCtx) (p *Principal, ok bool) {
 	if l == nil {
 		return nil, true
+	}
+	if !l.httpEdge.Load() {
+		l.httpEdge.Store(true)
 	}
 	if l.guard != nil && !l.guard.Admit() {
 		e := l.OverloadedError()
