@@ -10,7 +10,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.dat
 MODULE := github.com/erlmcp/erlmcp-go
 BIN := bin/erlmcp
 
-.PHONY: all build run test vet lint unit race conformance bench fuzz clean
+.PHONY: all build run test vet lint unit race conformance bench fuzz clean release
 
 all: build
 
@@ -51,6 +51,10 @@ FUZZTIME ?= 60s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./codec/
 	$(GO) test -run '^$$' -fuzz '^FuzzFramer$$' -fuzztime $(FUZZTIME) ./loop/
+
+# Release layout and versioned tarball (deploy/release.sh; deploy/README.md).
+release:
+	VERSION=$(VERSION) COMMIT=$(COMMIT) DATE=$(DATE) GO=$(GO) bash deploy/release.sh
 
 clean:
 	rm -rf bin _build
