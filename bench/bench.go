@@ -20,9 +20,10 @@ type Result struct {
 	Rate      float64 `json:"rate,omitempty"`
 	// Seconds is the measured time: from the end of warmup to the last reply.
 	Seconds float64 `json:"seconds"`
-	// Requests counts successful replies after warmup.
+	// Requests counts successful replies to requests sent after warmup,
+	// including those that arrived after the measured time.
 	Requests uint64 `json:"requests"`
-	// RPS is Requests / Seconds.
+	// RPS is the replies that arrived within Seconds, divided by Seconds.
 	RPS float64 `json:"rps"`
 	// Errors counts failed requests (and failed connects), by kind in ErrorsByKind:
 	// connect, timeout, closed, io, protocol, rpc_<code>, http_<status>.
@@ -188,7 +189,10 @@ func Run(cfg *Config, progress io.Writer) (*Result, error) {
 		}
 	} else {
 		// Bounded by the workers' own clocks; this is the backstop.
-		backstop := time.After(cfg.Warmup + cfg.Duration + cfg.Timeout + 10*time.Second)
+		// The ramp (every connection dials first) takes at most about
+		// 2×timeout per wave of --dial-concurrency connections.
+		ramp := time.Duration(cfg.Conns/max(cfg.DialConcurrency, 1)+1) * 2 * cfg.Timeout
+		backstop := time.After(ramp + cfg.Warmup + cfg.Duration + cfg.Timeout + 10*time.Second)
 		done := make(chan struct{})
 		go func() {
 			for _, p := range parts {
@@ -225,7 +229,8 @@ func Run(cfg *Config, progress io.Writer) (*Result, error) {
 	res.ErrorsByKind = map[string]uint64{}
 	res.ErrorSamples = map[string]string{}
 	var elapsed int64
-	var replies uint64 // including warmup: what the CPU figures are divided by
+	var inWindow uint64 // replies that arrived within the measured time
+	var replies uint64  // including warmup: what the CPU figures are divided by
 	var firstErr error
 	for _, p := range parts {
 		pr, err := p.wait()
@@ -240,6 +245,7 @@ func Run(cfg *Config, progress io.Writer) (*Result, error) {
 		}
 		initH.Merge(pr.Init.histogram())
 		res.Requests += pr.OK
+		inWindow += pr.OKIn
 		replies += pr.All
 		res.Errors += pr.Errs
 		for k, v := range pr.Errors {
@@ -290,7 +296,7 @@ func Run(cfg *Config, progress io.Writer) (*Result, error) {
 	} else {
 		res.Seconds = time.Duration(elapsed).Seconds()
 		if res.Seconds > 0 {
-			res.RPS = float64(res.Requests) / res.Seconds
+			res.RPS = float64(inWindow) / res.Seconds
 		}
 		if replies > 0 {
 			res.ClientCPUPerReq = res.ClientCPUSeconds / float64(replies) * 1e6

@@ -61,7 +61,7 @@ func newConn(r *runner, idx int) *conn {
 		perConn := r.cfg.Rate / float64(r.cfg.Conns)
 		c.interval = int64(float64(time.Second) / perConn)
 		// Spread first sends over one interval so connections do not beat in phase.
-		c.nextAt = r.warm0 + int64(c.rand()%uint64(max(c.interval, 1)))
+		c.nextAt = -1 // set when the load starts
 	}
 	return c
 }
@@ -258,6 +258,9 @@ func (c *conn) complete(slot int32, now int64, rep *reply) {
 	if t >= r.warm0 {
 		r.hist[k][c.idx%len(r.hist[k])].Record(now - t)
 		r.ok.Add(1)
+		if now < r.stopAt {
+			r.okIn.Add(1)
+		}
 		r.tick(now)
 	}
 }
@@ -268,6 +271,10 @@ func (c *conn) drive() error {
 	cfg := r.cfg
 	depth := cfg.Depth
 	timeout := int64(cfg.Timeout)
+	if c.interval > 0 && c.nextAt < 0 {
+		// Spread first sends over one interval so connections do not beat in phase.
+		c.nextAt = r.now() + int64(c.rand()%uint64(max(c.interval, 1)))
+	}
 	for {
 		now := r.now()
 		stopping := r.stopping(now)

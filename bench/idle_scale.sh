@@ -13,6 +13,7 @@ usage: bench/idle_scale.sh [--sizes "1000 5000 10000 19000"] [--hold 10s] [--tra
   --hold D         how long sessions are held idle before the server is sampled (default 10s;
                    longer than hibernation.after_ms so buffers are released)
   --transport T    tcp (newline JSON-RPC, default) or http (session-era Streamable HTTP)
+  --bin PATH       use this erlmcp binary instead of building ./cmd/erlmcp
   --out DIR        results (default bench/results/tmp/idle-<UTC time>, git-ignored)
   -h, --help       this text
 
@@ -22,13 +23,14 @@ For 100K sessions use a box with nofile >= 200K (tuning/), then:
 USAGE
 }
 
-SIZES="1000 5000 10000 19000" HOLD=10s TRANSPORT=tcp OUT=""
+SIZES="1000 5000 10000 19000" HOLD=10s TRANSPORT=tcp OUT="" BIN=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --sizes) SIZES=$2; shift 2 ;;
     --hold) HOLD=$2; shift 2 ;;
     --transport) TRANSPORT=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
+    --bin) BIN=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "idle_scale.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -37,7 +39,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${OUT:-$ROOT/bench/results/tmp/idle-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 command -v jq >/dev/null || { echo "idle_scale.sh: needs jq" >&2; exit 1; }
-(cd "$ROOT" && go build -o "$OUT/erlmcp" ./cmd/erlmcp)
+if [[ -n $BIN ]]; then cp "$BIN" "$OUT/erlmcp"; else (cd "$ROOT" && go build -o "$OUT/erlmcp" ./cmd/erlmcp); fi
 PORT=18280 MPORT=18290
 cat >"$OUT/erlmcp.yaml" <<YAML
 transports:

@@ -25,6 +25,7 @@ type runner struct {
 	initHist *Histogram
 
 	ok      atomic.Uint64 // replies after warmup
+	okIn    atomic.Uint64 // replies after warmup that arrived before stopAt: the throughput numerator
 	all     atomic.Uint64 // replies including warmup and errors: the CPU-per-request denominator
 	errs    atomic.Uint64
 	up      atomic.Int64
@@ -41,6 +42,7 @@ type runner struct {
 	samples map[string]string
 
 	ready   chan struct{} // closed when every connection has dialed (or failed)
+	go_     chan struct{} // closed once warm0 and stopAt are set from the ready time
 	pending atomic.Int64
 	wg      sync.WaitGroup
 	cpu0    float64
@@ -49,16 +51,18 @@ type runner struct {
 func newRunner(cfg *Config) *runner {
 	r := &runner{cfg: cfg, n: cfg.Conns, tpl: templates(cfg), initHist: NewHistogram(),
 		stopCh: make(chan struct{}), kinds: map[string]uint64{}, samples: map[string]string{},
-		ready: make(chan struct{})}
+		ready: make(chan struct{}), go_: make(chan struct{})}
 	for k := range r.hist {
 		for s := range r.hist[k] {
 			r.hist[k][s] = NewHistogram()
 		}
 	}
-	r.warm0 = int64(cfg.Warmup)
-	r.stopAt = int64(cfg.Warmup + cfg.Duration)
+	// Until every connection is up, nothing is sent: warmup and duration
+	// count from then (setClock), so a run with many connections measures
+	// them all, not the ramp.
+	r.warm0, r.stopAt = 1<<62, 1<<62
 	if cfg.Mode == ModeIdle {
-		r.warm0, r.stopAt = 0, 1<<62 // held until stop
+		r.warm0 = 0 // held until stop
 	}
 	if cfg.Requests > 0 {
 		r.bounded = true
@@ -110,6 +114,20 @@ func (r *runner) stop() {
 	})
 }
 
+// setClock starts the measured run once every connection has dialed.
+func (r *runner) setClock() {
+	select {
+	case <-r.ready:
+	case <-r.stopCh:
+	}
+	if r.cfg.Mode != ModeIdle {
+		now := r.now()
+		r.warm0 = now + int64(r.cfg.Warmup)
+		r.stopAt = r.warm0 + int64(r.cfg.Duration)
+	}
+	close(r.go_)
+}
+
 // begin starts the connections in the background.
 func (r *runner) begin() {
 	r.cpu0 = cpuSeconds(syscall.RUSAGE_SELF)
@@ -119,6 +137,7 @@ func (r *runner) begin() {
 	if r.n == 0 {
 		close(r.ready)
 	}
+	go r.setClock()
 	for i := 0; i < r.n; i++ {
 		c := newConn(r, r.cfg.connOffset+i)
 		r.wg.Add(1)
@@ -139,14 +158,22 @@ func (r *runner) dialed() {
 // load runs one connection of a load mode, reconnecting after failures.
 func (r *runner) load(c *conn, sem chan struct{}) {
 	defer r.wg.Done()
-	first := true
-	for !r.stopping(r.now()) {
+	for first := true; ; first = false {
 		sem <- struct{}{}
 		err := c.dial()
 		<-sem
 		if first {
-			first = false
 			r.dialed()
+			<-r.go_ // the ramp: every connection dials before any sends
+		}
+		if err == nil && r.stopping(r.now()) {
+			c.close()
+		}
+		if r.stopping(r.now()) {
+			if err != nil {
+				r.failErr(err, 1)
+			}
+			return
 		}
 		if err != nil {
 			r.failErr(err, 1)
@@ -164,9 +191,6 @@ func (r *runner) load(c *conn, sem chan struct{}) {
 			return
 		}
 		r.backoff()
-	}
-	if first {
-		r.dialed()
 	}
 }
 
@@ -229,7 +253,7 @@ func (r *runner) idle(c *conn, sem chan struct{}) {
 // result waits for the connections and returns this process's figures.
 func (r *runner) result() *partResult {
 	r.wg.Wait()
-	p := &partResult{OK: r.ok.Load(), All: r.all.Load(), Errs: r.errs.Load(), Errors: r.kinds, Samples: r.samples,
+	p := &partResult{OK: r.ok.Load(), OKIn: r.okIn.Load(), All: r.all.Load(), Errs: r.errs.Load(), Errors: r.kinds, Samples: r.samples,
 		Init: r.initHist.wire(), CPU: cpuSeconds(syscall.RUSAGE_SELF) - r.cpu0}
 	for k := range r.hist {
 		h := NewHistogram()
@@ -241,7 +265,9 @@ func (r *runner) result() *partResult {
 	for i := range r.series {
 		p.Series = append(p.Series, r.series[i].Load())
 	}
-	if last := r.last.Load(); last > r.warm0 {
+	// Measured time: to the last reply, at most to stopAt (replies to
+	// requests still in flight then count in latency, not in throughput).
+	if last := min(r.last.Load(), r.stopAt); last > r.warm0 {
 		p.Elapsed = last - r.warm0
 	}
 	return p
@@ -252,6 +278,7 @@ type partResult struct {
 	Hists   [nKinds]histWire  `json:"hists"`
 	Init    histWire          `json:"init"`
 	OK      uint64            `json:"ok"`
+	OKIn    uint64            `json:"okIn"`
 	All     uint64            `json:"all"`
 	Errs    uint64            `json:"errs"`
 	Errors  map[string]uint64 `json:"errors"`

@@ -17,6 +17,10 @@ usage: bench/peers/run.sh [--duration 10s] [--warmup 2s] [--conns 64] [--out DIR
   --out DIR      where binaries, logs and JSON results go (default bench/results/tmp/peers-<UTC time>, git-ignored)
   --no-wrk       skip the wrk rows even if wrk is installed
   --quick        --duration 3s --warmup 1s (a smoke run)
+  --repeat N     run every row N times, interleaved (rounds), and report the median
+                 round of each row (default 1; use 3 on a shared or noisy box)
+  --bin PATH     use this erlmcp binary instead of building ./cmd/erlmcp
+  --table DIR    print the table of an earlier run's results in DIR, run nothing
   -h, --help     this text
 
 Rows (all on 127.0.0.1, one server at a time, same client and flags):
@@ -28,7 +32,7 @@ Peers live in their own Go module (bench/peers/go.mod) and never enter erlmcp's.
 USAGE
 }
 
-DURATION=10s WARMUP=2s CONNS=64 OUT="" WRK=1
+DURATION=10s WARMUP=2s CONNS=64 OUT="" WRK=1 TABLE="" BIN="" REPEAT=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
@@ -37,14 +41,23 @@ while [[ $# -gt 0 ]]; do
     --out) OUT=$2; shift 2 ;;
     --no-wrk) WRK=0; shift ;;
     --quick) DURATION=3s WARMUP=1s; shift ;;
+    --table) TABLE=$2; shift 2 ;;
+    --bin) BIN=$2; shift 2 ;;
+    --repeat) REPEAT=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
   esac
 done
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+if [[ -n $TABLE ]]; then OUT=$TABLE; fi
 OUT=${OUT:-$ROOT/bench/results/tmp/peers-$(date -u +%Y%m%dT%H%M%SZ)}
+
+# runs builds everything and runs every row, appending to $OUT/rows.txt.
+runs() {
 mkdir -p "$OUT/bin"
+: >"$OUT/rows.txt"
+echo "$CONNS connections, ${DURATION} measured after ${WARMUP} warm-up, median of $REPEAT round(s)" >"$OUT/params.txt"
 command -v jq >/dev/null || { echo "run.sh: needs jq (apt-get install -y jq)" >&2; exit 1; }
 if [[ $WRK == 1 ]] && ! command -v wrk >/dev/null; then
   echo "run.sh: wrk not installed (apt-get install -y wrk): wrk rows skipped" >&2
@@ -52,7 +65,7 @@ if [[ $WRK == 1 ]] && ! command -v wrk >/dev/null; then
 fi
 
 echo "building erlmcp and peers into $OUT/bin" >&2
-(cd "$ROOT" && go build -o "$OUT/bin/erlmcp" ./cmd/erlmcp)
+if [[ -n $BIN ]]; then cp "$BIN" "$OUT/bin/erlmcp"; else (cd "$ROOT" && go build -o "$OUT/bin/erlmcp" ./cmd/erlmcp); fi
 (cd "$ROOT/bench/peers" && go build -o "$OUT/bin/" ./...)
 BENCH="$OUT/bin/erlmcp"
 
@@ -97,14 +110,13 @@ start() {
   exit 1
 }
 
-ROWS=()
 # load ROW-NAME JSON-FILE ARGS...: one erlmcp bench run against the current server.
 load() {
   local row=$1 file=$2; shift 2
   echo "run.sh: $row" >&2
   "$BENCH" bench --quiet --json --duration "$DURATION" --warmup "$WARMUP" --conns "$CONNS" \
-    --pid "$SERVER_PID" "$@" >"$OUT/$file.json" || echo "run.sh: $row: erlmcp bench exited $? (see errors in the table)" >&2
-  ROWS+=("$row|$file|erlmcp bench $*")
+    --pid "$SERVER_PID" "$@" >"$OUT/$file.r$ROUND.json" || echo "run.sh: $row: erlmcp bench exited $? (see errors in the table)" >&2
+  if [[ $ROUND == 1 ]]; then echo "$row|$file|erlmcp bench $*" >>"$OUT/rows.txt"; fi
 }
 
 # wrkrow ROW-NAME FILE URL: the same tools/call through wrk (stateless 2026 headers).
@@ -121,11 +133,13 @@ wrkrow() {
   p99=$(awk '/^p50 / {print $5}' "$OUT/$file.wrk.txt")
   errs=$(awk '/^non-200:/ {print $2 + $5}' "$OUT/$file.wrk.txt")
   jq -n --argjson rps "$rps" --argjson p99 "$p99" --argjson rss "$((rss0 * 1024))" --argjson e "${errs:-0}" \
-    '{rps:$rps, latency:{p99:$p99}, errors:$e, server:{loaded:{rssBytes:$rss}}}' >"$OUT/$file.json"
-  ROWS+=("$row (wrk)|$file|wrk -t2 -c$CONNS -s bench/wrk/mcp_tools_call.lua")
+    '{rps:$rps, latency:{p99:$p99}, errors:$e, server:{loaded:{rssBytes:$rss}}}' >"$OUT/$file.r$ROUND.json"
+  if [[ $ROUND == 1 ]]; then echo "$row (wrk)|$file|wrk -t2 -c$CONNS -d$DURATION -s bench/wrk/mcp_tools_call.lua" >>"$OUT/rows.txt"; fi
 }
 
 HTTP_ARGS=(--mode pingpong --transport http)
+for ROUND in $(seq "$REPEAT"); do
+echo "run.sh: round $ROUND of $REPEAT" >&2
 
 start fasthttp $PORT_FAST "$OUT/bin/fasthttp" -addr 127.0.0.1:$PORT_FAST
 load "bare fasthttp canned reply (ceiling)" fast "${HTTP_ARGS[@]}" --url http://127.0.0.1:$PORT_FAST/mcp --stateless
@@ -153,19 +167,28 @@ stop_server
 start netpoll $PORT_NETPOLL "$OUT/bin/netpoll" -addr 127.0.0.1:$PORT_NETPOLL
 load "bare netpoll line echo (TCP ceiling)" netpoll --mode pingpong --addr 127.0.0.1:$PORT_NETPOLL
 stop_server
+done
 
-# Table: ratios against the bare fasthttp row of the same client (HTTP) and
+}
+
+# table prints the Markdown table of $OUT.
+table() {
+# Ratios against the bare fasthttp row of the same client (HTTP) and
 # against the netpoll echo (TCP).
+# Each row's median round becomes $OUT/<row>.json.
+while IFS='|' read -r _ file _; do
+  med=$(for f in "$OUT/$file".r*.json; do echo "$(jq -r .rps "$f") $f"; done | sort -n | awk '{a[NR]=$2} END {print a[int((NR+1)/2)]}')
+  cp "$med" "$OUT/$file.json"
+done <"$OUT/rows.txt"
 rps() { jq -r '.rps' "$OUT/$1.json"; }
 FAST=$(rps fast); FASTW=$([[ -f $OUT/fast.wrk.json ]] && rps fast.wrk || echo 0); NETPOLL=$(rps netpoll); PP=$(rps ours.tcp.pingpong)
 {
   echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r), $(go version | cut -d' ' -f3)"
-  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ); $CONNS connections, ${DURATION} measured after ${WARMUP} warm-up; results in $OUT"
+  echo "date: $(date -u -r "$OUT/rows.txt" +%Y-%m-%dT%H:%M:%SZ); $(cat "$OUT/params.txt"); results in $OUT"
   echo
-  echo "| target | req/s | ratio | p99 ms | server RSS MiB | errors | command |"
-  echo "|---|---:|---|---:|---:|---:|---|"
-  for r in "${ROWS[@]}"; do
-    IFS='|' read -r name file cmd <<<"$r"
+  echo "| target | req/s | ratio | p99 ms | server RSS MiB | server CPU µs/req | client CPU µs/req | errors | command |"
+  echo "|---|---:|---|---:|---:|---:|---:|---:|---|"
+  while IFS='|' read -r name file cmd; do
     base=$FAST basename="bare fasthttp"
     case $file in
       *.wrk) base=$FASTW basename="bare fasthttp (wrk)" ;;
@@ -173,7 +196,17 @@ FAST=$(rps fast); FASTW=$([[ -f $OUT/fast.wrk.json ]] && rps fast.wrk || echo 0)
       ours.tcp.pipelined) base=$PP basename="erlmcp TCP ping-pong" ;;
     esac
     jq -r --arg name "$name" --arg cmd "$cmd" --argjson base "$base" --arg bn "$basename" \
-      '"| \($name) | \(.rps|floor) | \(if $base > 0 then ((.rps / $base * 100 | round) / 100 | tostring) + "× " + $bn else "" end) | \(.latency.p99*1000|round/1000) | \((.server.loaded.rssBytes // 0) / 1048576 | . * 10 | round / 10) | \(.errors) | `\($cmd)` |"' \
+      '"| \($name) | \(.rps|floor) | \(if $base > 0 then ((.rps / $base * 100 | round) / 100 | tostring) + "× " + $bn else "" end) | \(.latency.p99*1000|round/1000) | \((.server.loaded.rssBytes // 0) / 1048576 | . * 10 | round / 10) | \(.server.cpuPerReqMicros // "" | if . == "" then "" else (. * 10 | round / 10) end) | \(.clientCPUPerReqMicros // "" | if . == "" then "" else (. * 10 | round / 10) end) | \(.errors) | `\($cmd)` |"' \
       "$OUT/$file.json"
-  done
+  done <"$OUT/rows.txt"
+  echo
+  ratio() { [[ -f $OUT/$1.json && -f $OUT/$2.json ]] && jq -rn --slurpfile a "$OUT/$1.json" --slurpfile b "$OUT/$2.json" \
+    '($a[0].rps / $b[0].rps * 100 | round / 100 | tostring) + "×"' || echo "n/a"; }
+  echo "erlmcp /mcp stateless vs peers (erlmcp bench): $(ratio ours.http.stateless mcpgo) mcp-go, $(ratio ours.http.stateless gosdk) go-sdk, $(ratio ours.http.stateless fast) bare fasthttp"
+  echo "erlmcp /mcp stateless vs peers (wrk):          $(ratio ours.wrk mcpgo.wrk) mcp-go, $(ratio ours.wrk gosdk.wrk) go-sdk, $(ratio ours.wrk fast.wrk) bare fasthttp"
+  echo "erlmcp TCP: ping-pong $(ratio ours.tcp.pingpong netpoll) netpoll echo; pipelined depth 16 $(ratio ours.tcp.pipelined ours.tcp.pingpong) own ping-pong"
 } | tee "$OUT/table.md"
+}
+
+if [[ -z $TABLE ]]; then runs; fi
+table

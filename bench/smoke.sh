@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# bench/smoke.sh: the cheap CI run of `erlmcp bench`, so the tool cannot rot:
+# a fresh daemon on spare loopback ports, a few hundred connections for a few
+# seconds in each mode and transport; fails on any error or zero throughput.
+set -euo pipefail
+
+usage() {
+  cat <<'USAGE'
+usage: bench/smoke.sh [--conns 200] [--duration 2s] [--bin bin/erlmcp]
+
+Builds bin/erlmcp unless --bin is given, starts it on 127.0.0.1:18380 (metrics
+18390), runs pingpong, pipelined and mixed over TCP, pingpong over HTTP (stateless
+and session era), and idle, each for --duration; exit 1 if any run has errors.
+USAGE
+}
+CONNS=200 DURATION=2s BIN=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --conns) CONNS=$2; shift 2 ;;
+    --duration) DURATION=$2; shift 2 ;;
+    --bin) BIN=$2; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "smoke.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
+  esac
+done
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TMP=$(mktemp -d)
+if [[ -z $BIN ]]; then
+  BIN=$TMP/erlmcp
+  (cd "$ROOT" && go build -o "$BIN" ./cmd/erlmcp)
+fi
+PORT=18380 MPORT=18390
+cat >"$TMP/erlmcp.yaml" <<YAML
+transports:
+  tcp:
+    addr: 127.0.0.1:$PORT
+observability:
+  metrics:
+    addr: 127.0.0.1:$MPORT
+logging:
+  level: warn
+rate_limiter:
+  enabled: false
+YAML
+"$BIN" start -config "$TMP/erlmcp.yaml" >"$TMP/erlmcp.log" 2>&1 &
+PID=$!
+trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$TMP"' EXIT
+for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.05; done
+
+fail=0
+check() {
+  local name=$1; shift
+  local out
+  if ! out=$("$BIN" bench --quiet --json --conns "$CONNS" --duration "$DURATION" --pid "$PID" "$@"); then
+    echo "FAIL $name: erlmcp bench exited non-zero"; fail=1; return
+  fi
+  local line
+  line=$(jq -r '"\(.rps|floor) req/s, p99 \(.latency.p99) ms, errors \(.errors) \(.errorsByKind // {} | tostring)"' <<<"$out")
+  if [[ $(jq '.errors' <<<"$out") != 0 ]] || [[ $(jq '.mode != "idle" and .requests == 0' <<<"$out") == true ]]; then
+    echo "FAIL $name: $line"; fail=1
+  else
+    echo "ok   $name: $line"
+  fi
+}
+check "tcp pingpong" --mode pingpong --addr 127.0.0.1:$PORT
+check "tcp pipelined 16" --mode pipelined --depth 16 --addr 127.0.0.1:$PORT
+check "tcp mixed" --mode mixed --addr 127.0.0.1:$PORT
+check "http stateless" --mode pingpong --transport http --url http://127.0.0.1:$PORT/mcp --stateless
+check "http session" --mode pingpong --transport http --url http://127.0.0.1:$PORT/mcp
+check "tcp idle" --mode idle --addr 127.0.0.1:$PORT --metrics http://127.0.0.1:$MPORT/metrics
+exit $fail
