@@ -38,6 +38,9 @@ type Daemon struct {
 	stopOnce sync.Once
 	done     chan struct{}
 	serveErr error
+
+	// obs is metrics, health, readiness, tracing and the log file (health_daemon.go).
+	obs *observability
 	// sec is rate limits, memory guard, auth, signing and TLS (limits_daemon.go).
 	sec *security
 	// ops is the control socket, config reload and binary upgrade (control.go).
@@ -53,7 +56,11 @@ func NewDaemon(st Settings, build BuildInfo, logOut io.Writer) (*Daemon, error) 
 	if logOut == nil {
 		logOut = os.Stderr
 	}
-	log := NewLogger(logOut, st.Logging)
+	obs, err := newObservability(st, build, logOut)
+	if err != nil {
+		return nil, err
+	}
+	log := obs.log.Logger
 	sec, err := newSecurity(st, log)
 	if err != nil {
 		return nil, err
@@ -71,7 +78,8 @@ func NewDaemon(st Settings, build BuildInfo, logOut io.Writer) (*Daemon, error) 
 		ClientRequestTimeout: time.Duration(st.Server.ClientRequestTimeoutMs) * time.Millisecond,
 		MaxResponseBytes:     st.MessageSize.MaxResponseSize,
 		Logger:               log,
-		Middleware:           sec.withMiddleware(nil),
+		Observer:             obs.observer(),
+		Middleware:           sec.withMiddleware(obs.middleware()),
 		Admit:                sec.admit,
 	})
 	conformance := strings.EqualFold(st.Server.Profile, "conformance")
@@ -85,7 +93,8 @@ func NewDaemon(st Settings, build BuildInfo, logOut io.Writer) (*Daemon, error) 
 			return nil, err
 		}
 	}
-	d := &Daemon{st: st, build: build, log: log, srv: srv, sec: sec, done: make(chan struct{})}
+	d := &Daemon{st: st, build: build, log: log, srv: srv, obs: obs, sec: sec, done: make(chan struct{})}
+	obs.addChecks(d)
 	if st.Transports.HTTP.Enabled {
 		d.http = srv.NewHTTP(st.httpConfig(st.Transports.TCP.Addr))
 	}
@@ -163,9 +172,13 @@ func (d *Daemon) Start() error {
 			if err := ln.Serve(); err != nil && !errors.Is(err, net.ErrClosed) {
 				d.log.Error("tcp listener stopped", "err", err)
 				d.serveErr = err
+				d.obs.tcpDown.Store(true)
 			}
 		}()
 		d.log.Info("listening", "transport", "tcp", "addr", ln.Addr().String())
+	}
+	if err := d.startObservability(); err != nil {
+		return err
 	}
 	if err := d.startSecurity(); err != nil {
 		return err
@@ -191,6 +204,7 @@ func (d *Daemon) Done() <-chan struct{} { return d.done }
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	var err error
 	d.stopOnce.Do(func() {
+		d.obs.ready.Set(ReasonDraining, true)
 		d.log.Info("shutting down: draining in-flight work")
 		if d.http != nil {
 			d.http.Close() // ends SSE streams, which would otherwise hold connections open
@@ -201,6 +215,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		err = errors.Join(err, d.stopSecurity(ctx))
 		err = errors.Join(err, d.srv.Shutdown(ctx))
 		d.wg.Wait()
+		err = errors.Join(err, d.stopObservability(ctx))
 		d.log.Info("stopped", "uptime", time.Since(d.started).Round(time.Millisecond).String())
 		close(d.done)
 	})

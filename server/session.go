@@ -353,11 +353,19 @@ func (t *sessionTable) remove(ss *Session) {
 	if ss.id != "" && sh.byID[ss.id] == ss {
 		delete(sh.byID, ss.id)
 		removed = true
-	} else if _, ok := sh.anon[ss]; ok {
-		delete(sh.anon, ss)
-		removed = true
 	}
 	sh.mu.Unlock()
+	if !removed {
+		// Added without an id, so filed in anon under the shard of its seq; ID() may have
+		// named it since (a rate-limit key, a trace attribute), which moves shardOf.
+		sh = &t.shards[ss.seq%uint64(len(t.shards))]
+		sh.mu.Lock()
+		if _, ok := sh.anon[ss]; ok {
+			delete(sh.anon, ss)
+			removed = true
+		}
+		sh.mu.Unlock()
+	}
 	if removed {
 		t.n.Add(-1)
 	}

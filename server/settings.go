@@ -21,6 +21,8 @@ type Settings struct {
 	MessageSize MessageSizeSettings `yaml:"message_size" json:"message_size"`
 	Hibernation HibernationSettings `yaml:"hibernation" json:"hibernation"`
 	Logging     LoggingSettings     `yaml:"logging" json:"logging"`
+	// Observability is metrics, health and tracing (metrics_settings.go).
+	Observability ObservabilitySettings `yaml:"observability" json:"observability"`
 	// Limits and security (limits_settings.go).
 	RateLimiter     RateLimiterSettings     `yaml:"rate_limiter" json:"rate_limiter"`
 	MemoryGuard     MemoryGuardSettings     `yaml:"memory_guard" json:"memory_guard"`
@@ -135,6 +137,7 @@ func DefaultSettings() Settings {
 		MessageSize:     MessageSizeSettings{MaxRequestSize: 10 << 20, MaxResponseSize: 10 << 20},
 		Hibernation:     HibernationSettings{Enabled: true, AfterMs: 1000},
 		Logging:         LoggingSettings{Level: "info", Format: "text"},
+		Observability:   defaultObservability(),
 		RateLimiter:     defaultRateLimiter(),
 		MemoryGuard:     defaultMemoryGuard(),
 		RequestSigning:  defaultRequestSigning(),
@@ -193,6 +196,9 @@ func (st *Settings) applyEnv(getenv func(string) string) error {
 		}
 		st.Hibernation.Enabled = b
 	}
+	if err := st.Observability.applyEnv(getenv); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -228,7 +234,10 @@ func (st *Settings) Validate() error {
 	if err := st.Transports.HTTP.validate(); err != nil {
 		return err
 	}
-	return st.validateSecurity()
+	if err := st.validateSecurity(); err != nil {
+		return err
+	}
+	return st.Observability.validate()
 }
 
 func oneOf(v string, allowed ...string) bool {

@@ -10,6 +10,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -133,9 +134,21 @@ func cmdStart(args []string, stderr io.Writer) int {
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	select {
-	case <-sigs:
-	case <-d.Done():
+	// SIGHUP reopens the log file (logrotate's postrotate; `erlmcp reopen_log` does the same).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+wait:
+	for {
+		select {
+		case <-hup:
+			if err := d.ReopenLog(); err != nil && !errors.Is(err, server.ErrNoLogFile) {
+				fmt.Fprintf(stderr, "erlmcp: reopening the log: %v\n", err)
+			}
+		case <-sigs:
+			break wait
+		case <-d.Done():
+			break wait
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), d.ShutdownTimeout())
 	defer cancel()
