@@ -42,6 +42,8 @@ command -v jq >/dev/null || { echo "idle_scale.sh: needs jq" >&2; exit 1; }
 if [[ -n $BIN ]]; then cp "$BIN" "$OUT/erlmcp"; else (cd "$ROOT" && go build -o "$OUT/erlmcp" ./cmd/erlmcp); fi
 PORT=18280 MPORT=18290
 cat >"$OUT/erlmcp.yaml" <<YAML
+server:
+  control_socket: $OUT/erlmcp.sock
 transports:
   tcp:
     addr: 127.0.0.1:$PORT

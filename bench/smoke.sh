@@ -31,6 +31,8 @@ if [[ -z $BIN ]]; then
 fi
 PORT=18380 MPORT=18390
 cat >"$TMP/erlmcp.yaml" <<YAML
+server:
+  control_socket: $TMP/erlmcp.sock
 transports:
   tcp:
     addr: 127.0.0.1:$PORT
@@ -45,7 +47,13 @@ YAML
 "$BIN" start -config "$TMP/erlmcp.yaml" >"$TMP/erlmcp.log" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$TMP"' EXIT
-for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.05; done
+up=0
+for _ in $(seq 100); do
+  if (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null; then up=1; break; fi
+  kill -0 $PID 2>/dev/null || break
+  sleep 0.05
+done
+if [[ $up == 0 ]]; then echo "FAIL: the daemon did not start:"; cat "$TMP/erlmcp.log"; exit 1; fi
 
 fail=0
 check() {

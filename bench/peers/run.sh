@@ -72,6 +72,8 @@ BENCH="$OUT/bin/erlmcp"
 # Ports well away from erlmcp's defaults, so a running daemon is not disturbed.
 PORT_OURS=18180 PORT_METRICS=18190 PORT_MCPGO=18181 PORT_GOSDK=18182 PORT_FAST=18183 PORT_NETPOLL=18184
 cat >"$OUT/erlmcp.yaml" <<YAML
+server:
+  control_socket: $OUT/erlmcp.sock
 transports:
   tcp:
     addr: 127.0.0.1:$PORT_OURS
