@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -266,4 +268,19 @@ func TestSourceIPs(t *testing.T) {
 	addr := startFakeTCP(t, &fakeMCP{})
 	res := run(t, Config{Mode: ModePingPong, Addr: addr, Conns: 4, Duration: 200 * time.Millisecond, SourceIPs: "127.0.0.2-127.0.0.3"})
 	sane(t, res)
+}
+
+// TestServerCloses: a server that closes after every reply costs reconnects, not errors.
+func TestServerCloses(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"jsonrpc":"2.0","id":1,"result":{}}`))
+	}))
+	defer srv.Close()
+	res := run(t, Config{Mode: ModePingPong, Transport: "http", URL: srv.URL + "/mcp", Stateless: true, Conns: 2, Requests: 200, Duration: 10 * time.Second})
+	sane(t, res)
+	if res.Requests != 200 {
+		t.Fatalf("%d requests, want 200", res.Requests)
+	}
 }

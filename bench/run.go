@@ -182,7 +182,10 @@ func (r *runner) load(c *conn, sem chan struct{}) {
 		}
 		r.up.Add(1)
 		err = c.drive()
-		if err != nil {
+		// A server may close after a reply ("Connection: close"): with
+		// nothing in flight that is a reconnect, not an error.
+		clean := errors.Is(err, errServerClosed) && c.inflight == 0
+		if err != nil && !clean {
 			r.failErr(err, max(c.resetInflight(), 1))
 		}
 		c.close()
@@ -190,7 +193,9 @@ func (r *runner) load(c *conn, sem chan struct{}) {
 		if err == nil {
 			return
 		}
-		r.backoff()
+		if !clean {
+			r.backoff()
+		}
 	}
 }
 
