@@ -74,8 +74,12 @@ func (o *observability) middleware() []Middleware {
 	return []Middleware{o.tracing.Middleware()}
 }
 
-// addChecks registers the built-in health checks of d.
+// addChecks registers the built-in health checks of d and counts the limits' refusals at
+// the HTTP edge (they never reach the Observer). Called by NewDaemon, before serving.
 func (o *observability) addChecks(d *Daemon) {
+	if m := o.metrics; m != nil && d.sec != nil && d.sec.lim != nil {
+		d.sec.lim.OnHTTPRateLimited(func() { m.AddRateLimited(1) })
+	}
 	h := o.health
 	h.AddCheck("transport", d.checkTransport)
 	h.AddCheck("session", d.checkSession)
@@ -132,11 +136,18 @@ func (d *Daemon) Health() *Health { return d.obs.health }
 // HealthRoutes returns the health endpoints by path (/health, /health/transport,
 // /health/session, /health/registry, /health/workers, /health/memory, /ready, /live,
 // /api/ping) for the main HTTP port, or nil when observability.health.enabled is false.
+// Start mounts them. /api/ping is rate-limited per client IP (rate_limiter, seed 5.3:
+// 1000 answers then 429); the probes (/health*, /ready, /live) never are, so a load
+// balancer polling often cannot take the node out of rotation by itself.
 func (d *Daemon) HealthRoutes() map[string]fasthttp.RequestHandler {
 	if !d.obs.st.Health.Enabled {
 		return nil
 	}
-	return d.obs.health.Routes()
+	routes := d.obs.health.Routes()
+	if d.sec != nil {
+		routes[PathPing] = d.sec.lim.HTTPRateLimit(routes[PathPing])
+	}
+	return routes
 }
 
 // Readiness returns the flags behind /ready. Set(ReasonX, true) makes the node not ready

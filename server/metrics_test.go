@@ -262,6 +262,50 @@ func TestMetricsHTTPTraffic(t *testing.T) {
 	}
 }
 
+// TestMetricsHTTPEdgeRateLimited: 429s given by the limits before a body is decoded are
+// counted in erlmcp_rate_limited_total.
+func TestMetricsHTTPEdgeRateLimited(t *testing.T) {
+	d := startDaemon(t, nil)
+	if d.sec.lim.onHTTPLimited == nil {
+		t.Fatal("the daemon did not hook the HTTP-edge rate limiter to the metrics")
+	}
+	d.sec.lim.onHTTPLimited()
+	fams, _ := scrape(t, d)
+	if got := value(t, fams, "erlmcp_rate_limited_total"); got != 1 {
+		t.Fatalf("rate limited = %v, want 1", got)
+	}
+}
+
+// TestPingRateLimited is the seed's 5.3 loop against /api/ping on the main port, with a
+// small quota: past it 429, counted in erlmcp_rate_limited_total; /health is never limited.
+func TestPingRateLimited(t *testing.T) {
+	d := startDaemon(t, func(st *Settings) {
+		st.RateLimiter.MaxRequestsPerMinute = 5
+		st.RateLimiter.MaxBurst = 5
+	})
+	if d.http == nil {
+		t.Skip("transports.http is not wired in this build")
+	}
+	base := "http://" + d.TCPAddr().String()
+	codes := map[int]int{}
+	for range 8 {
+		code, _, _ := get(t, base+"/api/ping")
+		codes[code]++
+	}
+	if codes[200] == 0 || codes[429] == 0 || codes[200]+codes[429] != 8 {
+		t.Fatalf("/api/ping status counts %v, want some 200 then 429", codes)
+	}
+	for range 8 {
+		if code, _, _ := get(t, base+"/health"); code != 200 {
+			t.Fatalf("/health rate limited: %d", code)
+		}
+	}
+	fams, _ := scrape(t, d)
+	if got := value(t, fams, "erlmcp_rate_limited_total"); got != float64(codes[429]) {
+		t.Fatalf("rate limited = %v, want %d", got, codes[429])
+	}
+}
+
 func TestMetricsOff(t *testing.T) {
 	d := startDaemon(t, func(st *Settings) { st.Observability.Metrics.Enabled = false })
 	if d.Metrics() != nil || d.MetricsAddr() != nil || d.Server().Config().Observer != nil {
