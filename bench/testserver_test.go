@@ -156,6 +156,10 @@ func startFakeHTTP(t testing.TB, f *fakeMCP) string {
 		}
 		if f.sse && !strings.Contains(string(body), `"initialize"`) {
 			w.Header().Set("Content-Type", "text/event-stream")
+			// A notification first, and a flush: the body goes out chunked,
+			// as a streaming server sends it.
+			fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"id\":3}}\n\n")
+			w.(http.Flusher).Flush()
 			fmt.Fprintf(w, "event: message\ndata: %s\n\n", out)
 			return
 		}
