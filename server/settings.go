@@ -67,10 +67,10 @@ type ServerSettings struct {
 // TransportSettings is the `transports:` section.
 type TransportSettings struct {
 	TCP TCPSettings `yaml:"tcp" json:"tcp"`
-	// TLS is the TLS 1.3 listener, off until a certificate is configured (limits_settings.go).
-	TLS TLSSettings `yaml:"tls" json:"tls"`
 	// HTTP is Streamable HTTP (and legacy HTTP+SSE) on the main port (http_settings.go).
 	HTTP HTTPSettings `yaml:"http" json:"http"`
+	// TLS is the TLS 1.3 listener, off until a certificate is configured (limits_settings.go).
+	TLS TLSSettings `yaml:"tls" json:"tls"`
 }
 
 // TCPSettings is `transports.tcp`: newline-delimited JSON-RPC on the main port.
@@ -131,8 +131,8 @@ func DefaultSettings() Settings {
 				IdleTimeoutMs:  600000,
 				KeepaliveMs:    15000,
 			},
-			TLS:  defaultTLS(),
 			HTTP: defaultHTTPSettings(),
+			TLS:  defaultTLS(),
 		},
 		MessageSize:     MessageSizeSettings{MaxRequestSize: 10 << 20, MaxResponseSize: 10 << 20},
 		Hibernation:     HibernationSettings{Enabled: true, AfterMs: 1000},
@@ -177,6 +177,40 @@ func (st *Settings) decode(r io.Reader) error {
 	dec.KnownFields(true)
 	if err := dec.Decode(st); err != nil && !errors.Is(err, io.EOF) {
 		return err
+	}
+	return nil
+}
+
+// Set overrides one key given by its dotted path ("transports.tcp.addr") with a YAML
+// scalar value, as `erlmcp start -set key=value` does. Unknown keys are errors.
+func (st *Settings) Set(key, value string) error {
+	parts := strings.Split(key, ".")
+	var b strings.Builder
+	for i, p := range parts {
+		if p == "" {
+			return fmt.Errorf("config: -set %q: empty key segment", key)
+		}
+		b.WriteString(strings.Repeat("  ", i))
+		b.WriteString(p)
+		b.WriteString(":")
+		if i < len(parts)-1 {
+			b.WriteString("\n")
+		}
+	}
+	b.WriteString(" ")
+	v, err := yaml.Marshal(value)
+	if err != nil {
+		return err
+	}
+	// A value that reads as another YAML scalar (number, bool) is kept as typed.
+	if _, err := strconv.ParseFloat(value, 64); err == nil {
+		v = []byte(value)
+	} else if _, err := strconv.ParseBool(value); err == nil {
+		v = []byte(value)
+	}
+	b.Write(bytes.TrimSpace(v))
+	if err := st.decode(strings.NewReader(b.String())); err != nil {
+		return fmt.Errorf("config: -set %s: %w", key, err)
 	}
 	return nil
 }

@@ -18,8 +18,10 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
+	"github.com/erlmcp/erlmcp-go/bench"
 	"github.com/erlmcp/erlmcp-go/server"
 )
 
@@ -61,6 +63,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runStart(args[1:], stderr)
 	case "ping", "status", "stop", "reopen_log", "reload", "upgrade", "config":
 		return runAdmin(args, stdout, stderr) // admin.go
+	case "bench":
+		return bench.Main(args[1:], stdout, stderr)
 	case "stdio":
 		return cmdStdio(args[1:], stdin, stdout, stderr)
 	case "versions", "version", "-version", "--version":
@@ -83,11 +87,19 @@ type configFlags struct {
 	config  string
 	addr    string
 	profile string
+	sets    setFlags
 }
+
+// setFlags collects repeated -set key=value overrides.
+type setFlags []string
+
+func (s *setFlags) String() string     { return strings.Join(*s, ",") }
+func (s *setFlags) Set(v string) error { *s = append(*s, v); return nil }
 
 func (c *configFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.config, "config", "", "path of the YAML configuration file (default: embedded defaults). See etc/erlmcp.yaml in a release")
 	fs.StringVar(&c.addr, "transports.tcp.addr", "", "TCP listen address host:port, overriding the config (default 127.0.0.1:8080)")
+	fs.Var(&c.sets, "set", "override one config key, e.g. -set observability.metrics.addr=127.0.0.1:9191 (repeatable; applied after the file and the environment)")
 	fs.StringVar(&c.profile, "profile", "", "deployment profile (server.profile, ERLMCP_PROFILE): development, production, or conformance (registers the MCP conformance suite's fixtures)")
 }
 
@@ -95,6 +107,15 @@ func (c *configFlags) load() (server.Settings, error) {
 	st, err := server.LoadSettings(c.config)
 	if err != nil {
 		return st, err
+	}
+	for _, kv := range c.sets {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return st, fmt.Errorf("-set %q: want key=value", kv)
+		}
+		if err := st.Set(k, v); err != nil {
+			return st, err
+		}
 	}
 	if c.addr != "" {
 		st.Transports.TCP.Addr = c.addr
