@@ -39,12 +39,18 @@ lint: vet
 unit:
 	$(GO) test -count=1 -timeout 15m ./...
 	bash tuning/preflight_test.sh
+	bash deploy/test/deploy_test.sh
+	bash bench/smoke.sh
 
 race:
 	$(GO) test -count=1 -race -timeout 20m ./codec/... ./loop/... ./pool/... ./server/...
 
+# Go benchmarks, then the peer comparison (starts every server itself; loopback only).
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./codec/ ./loop/ ./pool/
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./codec/ ./loop/ ./pool/ ./server/
+	$(MAKE) bench-peers
+
+include bench/bench.mk
 
 # Fuzzing is not part of CI: run each target for FUZZTIME.
 FUZZTIME ?= 60s
