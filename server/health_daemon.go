@@ -9,8 +9,10 @@ import (
 	rtmetrics "runtime/metrics"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel"
 )
 
 // observability is the Daemon's metrics, health, readiness, tracing and log. It lives
@@ -48,6 +50,11 @@ func newObservability(st Settings, build BuildInfo, logOut io.Writer) (*observab
 			dl.Logger.Warn("observability.tracing.endpoint names port 4317, OTLP's gRPC port; erlmcp exports OTLP over HTTP (protobuf), usually port 4318",
 				"endpoint", t.Endpoint)
 		}
+		// Export failures (collector down) go to the daemon's log, not to the standard
+		// library's logger; the batcher retries at most once per batch, so they are few.
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+			dl.Logger.Warn("tracing: exporting spans failed", "err", err)
+		}))
 		o.tracing, err = NewTracing(TracingConfig{Endpoint: t.Endpoint, SampleRatio: t.SampleRatio, ServiceVersion: build.Version})
 		if err != nil {
 			dl.Close()
@@ -124,10 +131,17 @@ func (d *Daemon) stopObservability(ctx context.Context) error {
 		err = errors.Join(err, d.obs.metrics.Shutdown(ctx))
 	}
 	if d.obs.tracing != nil {
-		err = errors.Join(err, d.obs.tracing.Shutdown(ctx))
+		// The exporter retries an unreachable collector until its context ends: bound the
+		// final flush so a collector that is down cannot hold up the stop.
+		tctx, cancel := context.WithTimeout(ctx, tracingFlushTimeout)
+		err = errors.Join(err, d.obs.tracing.Shutdown(tctx))
+		cancel()
 	}
 	return err
 }
+
+// tracingFlushTimeout bounds the flush of queued spans at shutdown.
+const tracingFlushTimeout = 5 * time.Second
 
 // Health returns the daemon's health endpoints; subsystems add their checks with
 // Health().AddCheck and the HTTP transport mounts HealthRoutes.
