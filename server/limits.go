@@ -387,7 +387,7 @@ func (l *Limits) keyFor(ss *Session) string {
 		}
 		fallthrough
 	default:
-		key = "ses:" + ss.ID()
+		key = "ses:" + ss.Key()
 	}
 	nsec := &sessionSec{key: key}
 	if sec != nil {

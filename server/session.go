@@ -46,6 +46,7 @@ type Session struct {
 	lastActive atomic.Int64               // unix seconds of the last message
 	sec        atomic.Pointer[sessionSec] // principal and rate-limit key (auth.go)
 	seq        uint64                     // creation order; shards anonymous sessions
+	tableKey   string                     // id the session table filed it under (set once, in add)
 }
 
 type clientReply struct {
@@ -71,6 +72,15 @@ func (ss *Session) ID() string {
 		ss.id = NewSessionID()
 	}
 	return ss.id
+}
+
+// Key returns a process-unique name for the session, cheap to make and never shown to
+// clients (rate-limit keys): the HTTP session id when there is one, else a sequence number.
+func (ss *Session) Key() string {
+	if ss.tableKey != "" {
+		return ss.tableKey
+	}
+	return "#" + strconv.FormatUint(ss.seq, 36)
 }
 
 // NewSessionID returns a random 128-bit id in hex, fit for Mcp-Session-Id (visible ASCII).
@@ -327,18 +337,21 @@ func (t *sessionTable) init() {
 	}
 }
 
+// shardOf files a session by the id it had when added (tableKey, fixed from then on), so a
+// session that ID() names later is still found where it was filed.
 func (t *sessionTable) shardOf(ss *Session) *sessionShard {
-	if ss.id != "" {
-		return &t.shards[maphash.String(t.seed, ss.id)%uint64(len(t.shards))]
+	if ss.tableKey != "" {
+		return &t.shards[maphash.String(t.seed, ss.tableKey)%uint64(len(t.shards))]
 	}
 	return &t.shards[ss.seq%uint64(len(t.shards))]
 }
 
 func (t *sessionTable) add(ss *Session) {
+	ss.tableKey = ss.id // before the session is shared: never written again
 	sh := t.shardOf(ss)
 	sh.mu.Lock()
-	if ss.id != "" {
-		sh.byID[ss.id] = ss
+	if ss.tableKey != "" {
+		sh.byID[ss.tableKey] = ss
 	} else {
 		sh.anon[ss] = struct{}{}
 	}
@@ -350,22 +363,16 @@ func (t *sessionTable) remove(ss *Session) {
 	sh := t.shardOf(ss)
 	sh.mu.Lock()
 	removed := false
-	if ss.id != "" && sh.byID[ss.id] == ss {
-		delete(sh.byID, ss.id)
+	if ss.tableKey != "" {
+		if sh.byID[ss.tableKey] == ss {
+			delete(sh.byID, ss.tableKey)
+			removed = true
+		}
+	} else if _, ok := sh.anon[ss]; ok {
+		delete(sh.anon, ss)
 		removed = true
 	}
 	sh.mu.Unlock()
-	if !removed {
-		// Added without an id, so filed in anon under the shard of its seq; ID() may have
-		// named it since (a rate-limit key, a trace attribute), which moves shardOf.
-		sh = &t.shards[ss.seq%uint64(len(t.shards))]
-		sh.mu.Lock()
-		if _, ok := sh.anon[ss]; ok {
-			delete(sh.anon, ss)
-			removed = true
-		}
-		sh.mu.Unlock()
-	}
 	if removed {
 		t.n.Add(-1)
 	}
