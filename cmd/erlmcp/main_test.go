@@ -46,7 +46,8 @@ var listenRe = regexp.MustCompile(`msg=listening transport=tcp addr=(\S+)`)
 // startDaemon runs `erlmcp start` on a free loopback port and waits for it to listen.
 func startDaemon(t *testing.T, args ...string) *daemon {
 	t.Helper()
-	base := []string{"start", "-transports.tcp.addr", "127.0.0.1:0", "-set", "observability.metrics.addr=127.0.0.1:0"}
+	base := []string{"start", "-transports.tcp.addr", "127.0.0.1:0", "-set", "observability.metrics.addr=127.0.0.1:0",
+		"-set", "server.control_socket=" + filepath.Join(t.TempDir(), "erlmcp.sock")}
 	cmd := exec.Command(binary, append(base, args...)...)
 	pr, pw, _ := os.Pipe()
 	cmd.Stderr = pw
