@@ -108,11 +108,6 @@ type controlServer struct {
 // socket path over from the old process and then reports ready to it: the control socket
 // is bound last, after every listener serves. Call after Start.
 func (d *Daemon) StartControl() error {
-	// Health endpoints on the main port, if nothing mounted them yet (deploy/health_check.sh
-	// and the seed's 4.3 need them there). TODO(observability): mount in Start; then drop this.
-	for p, h := range d.HealthRoutes() {
-		d.HandleHTTP(p, h)
-	}
 	path := d.st.ControlSocketPath()
 	child := IsUpgradeChild()
 	cs, err := listenControl(d, path, child)
