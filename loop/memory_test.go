@@ -25,7 +25,7 @@ func TestIdleMemory(t *testing.T) {
 	}
 	const n = 5000
 	h := &echoHandler{}
-	s := startServer(t, Config{Handler: h, HibernateAfter: 50 * time.Millisecond})
+	s := startServer(t, Config{Handler: h, HibernateAfter: 50 * time.Millisecond, BufferSize: bsFromEnv()})
 
 	// Client-side cost alone: dial a plain Go listener that reads nothing.
 	plain, err := net.Listen("tcp", "127.0.0.1:0")
@@ -124,3 +124,5 @@ func rss() uint64 {
 	}
 	return 0
 }
+
+func bsFromEnv() int { n, _ := strconv.Atoi(os.Getenv("LOOP_BS")); return n }

@@ -16,6 +16,12 @@ func (s *Server) onRequest(ctx context.Context, np netpoll.Connection) error {
 	c := ctx.(*connCtx).c
 	st := c.state.Load()
 	if st&stateSniffed == 0 {
+		// inReq keeps the reaper's hibernate (which releases netpoll's
+		// eager read buffer of a connection that has sent nothing yet) off
+		// the Reader while sniff uses it.
+		c.mu.Lock()
+		c.inReq = true
+		c.mu.Unlock()
 		if !s.sniff(c, np) {
 			return nil // served as HTTP; the connection is closed
 		}

@@ -35,10 +35,10 @@ type Server struct {
 	live  atomic.Int64 // accepted connections whose finish has not run
 
 	// Stats counters.
-	accepted, activeLine, activeHTTP, bytesIn, bytesOut, frames, oversize, hibernated, wakeups, writes atomic.Uint64
-	reapWG                                                                                             sync.WaitGroup
-	shutdownOnce                                                                                       sync.Once
-	shutdownErr                                                                                        error
+	accepted, activeLine, activeHTTP, bytesIn, bytesOut, frames, oversize, hibernated, wakeups, writes, trims atomic.Uint64
+	reapWG                                                                                                    sync.WaitGroup
+	shutdownOnce                                                                                              sync.Once
+	shutdownErr                                                                                               error
 }
 
 // Stats is a snapshot of a Server's counters.
@@ -54,6 +54,7 @@ type Stats struct {
 	Wakeups    uint64 // OnRequest calls that consumed bytes
 	Writes     uint64 // socket writes (one per wakeup with replies, one per Send)
 	Holds      int64  // outstanding Holds
+	Trims      uint64 // times the reaper returned memory to the OS after a wave of hibernations
 }
 
 var (
@@ -224,6 +225,7 @@ func (s *Server) Stats() Stats {
 		Wakeups:    s.wakeups.Load(),
 		Writes:     s.writes.Load(),
 		Holds:      s.holds.Load(),
+		Trims:      s.trims.Load(),
 	}
 }
 

@@ -648,3 +648,67 @@ func TestWriteTimeoutSlowReader(t *testing.T) {
 		t.Fatalf("Close err = %v, want ErrWriteTimeout", errs[0])
 	}
 }
+
+// A connection that sends nothing also hibernates (netpoll's eager read
+// buffer is released), then serves normally once it speaks, with and without
+// an HTTP hook (sniffing).
+func TestHibernateBeforeFirstByte(t *testing.T) {
+	for _, withHTTP := range []bool{false, true} {
+		t.Run(fmt.Sprintf("http=%v", withHTTP), func(t *testing.T) {
+			h := &echoHandler{}
+			cfg := Config{Handler: h, HibernateAfter: 30 * time.Millisecond}
+			if withHTTP {
+				cfg.HTTP = func(c net.Conn) {}
+			}
+			s := startServer(t, cfg)
+			c := dial(t, s)
+			waitFor(t, "hibernation before the first byte", func() bool { return s.Stats().Hibernated == 1 })
+			r := bufio.NewReader(c)
+			fmt.Fprintf(c, "first\n")
+			if got := readLines(t, r, 1); got[0] != "first" {
+				t.Fatalf("got %q", got)
+			}
+			waitFor(t, "hibernation after a frame", func() bool { return s.Stats().Hibernated == 1 })
+			fmt.Fprintf(c, "second\n")
+			if got := readLines(t, r, 1); got[0] != "second" {
+				t.Fatalf("got %q", got)
+			}
+		})
+	}
+}
+
+func TestTrimmer(t *testing.T) {
+	var calls int
+	tr := trimmer{freeMemory: func() { calls++ }}
+	sec := int64(time.Second)
+	now := 100 * sec
+	if tr.after(now, trimMinConns-1) || calls != 0 {
+		t.Fatal("trimmed below trimMinConns")
+	}
+	now += sec
+	if tr.after(now, 1) {
+		t.Fatal("trimmed while the wave goes on")
+	}
+	now += sec
+	if !tr.after(now, 0) || calls != 1 {
+		t.Fatal("no trim once the wave settled")
+	}
+	now += sec
+	if tr.after(now, trimMinConns) || tr.after(now+sec, 0) {
+		t.Fatal("trimmed within trimMinInterval")
+	}
+	now += int64(trimMinInterval)
+	if !tr.after(now, 0) || calls != 2 {
+		t.Fatal("no trim after trimMinInterval")
+	}
+	// A wave that never settles is trimmed after trimMaxDelay.
+	start := now + sec
+	for now = start; now-start < int64(trimMaxDelay); now += sec {
+		if tr.after(now, trimMinConns) {
+			t.Fatalf("trimmed %v into an ongoing wave", time.Duration(now-start))
+		}
+	}
+	if !tr.after(now, 1) || calls != 3 {
+		t.Fatal("ongoing wave not trimmed after trimMaxDelay")
+	}
+}

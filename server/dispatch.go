@@ -19,6 +19,10 @@ type methodInfo struct {
 	prepare func(s *Server, r *Request) (async bool, err error)
 	// beforeInit marks methods allowed before initialize in strict lifecycle mode.
 	beforeInit bool
+	// name is the method name as a string that owns its bytes (the table key): Request.Method
+	// is set to it, so middleware, tracing and handlers may keep r.Method although the frame
+	// it was read from goes back to the transport's buffer pool when the wakeup ends.
+	name string
 }
 
 // methods is the dispatch table, keyed by method name.
@@ -40,6 +44,9 @@ func init() {
 		MethodPromptsGet:           {serve: (*Server).getPrompt, prepare: (*Server).prepareGetPrompt},
 		MethodLoggingSetLevel:      {serve: (*Server).setLevel},
 		MethodCompletionComplete:   {serve: (*Server).complete, prepare: (*Server).prepareComplete},
+	}
+	for name, mi := range methods {
+		mi.name = name
 	}
 }
 
@@ -99,7 +106,12 @@ func (s *Server) handleRequest(ss *Session, m *codec.Message, out Output) {
 	start := time.Now()
 	mi := methods[m.Method]
 	r := getRequest()
-	r.Session, r.Method, r.ID, r.Params, r.Transport, r.out = ss, m.Method, m.ID, m.Params, ss.transport, out
+	r.Session, r.ID, r.Params, r.Transport, r.out = ss, m.ID, m.Params, ss.transport, out
+	if mi != nil {
+		r.Method = mi.name // owned: m.Method aliases the frame
+	} else {
+		r.Method = cloneString(m.Method) // unknown method: an error reply, off the hot path
+	}
 	r.version = s.versionFor(ss, r)
 
 	if mi != nil && !mi.beforeInit && s.cfg.StrictLifecycle && !ss.Initialized() && r.meta == nil {
@@ -129,8 +141,7 @@ func (s *Server) handleRequest(ss *Session, m *codec.Message, out Output) {
 	// Slow path: the handler may block, so it runs on a worker. Everything it reads from
 	// the frame must be owned now.
 	r.ID = r.ID.Clone()
-	r.Params = bytes.Clone(r.Params)
-	r.Method = cloneString(r.Method)
+	r.Params = bytes.Clone(r.Params) // r.Method is owned already (methodInfo.name)
 	key := r.ID.Key()
 	ctx, cancel := context.WithCancel(context.Background())
 	if !ss.track(key, cancel) {
