@@ -557,6 +557,7 @@ func (h *HTTP) servePost(ctx *fasthttp.RequestCtx) {
 	}
 
 	var ss *Session
+	var cleanup func()
 	if hs != nil {
 		ss = hs.ss
 		hs.active.Add(1)
@@ -564,7 +565,7 @@ func (h *HTTP) servePost(ctx *fasthttp.RequestCtx) {
 		hs.touch()
 	} else {
 		ss = h.throwawaySession(ctx)
-		defer ss.Close()
+		cleanup = ss.Close // when the response is done, not when this returns
 	}
 
 	out := newPostOutput()
@@ -585,13 +586,16 @@ func (h *HTTP) servePost(ctx *fasthttp.RequestCtx) {
 			ctx.SetStatusCode(fasthttp.StatusOK)
 			ctx.SetContentType("application/json")
 			ctx.SetBody(b[0])
-			return
+		} else {
+			ctx.SetStatusCode(fasthttp.StatusAccepted)
 		}
-		ctx.SetStatusCode(fasthttp.StatusAccepted)
+		if cleanup != nil {
+			cleanup()
+		}
 		return
 	}
 	priming := hs != nil && ss.ProtocolVersion() >= Version20251125
-	h.respond(ctx, out, hs, okJSON, okSSE, priming, false)
+	h.respond(ctx, out, hs, okJSON, okSSE, priming, false, cleanup)
 }
 
 func firstID(msgs []codec.Message) codec.ID {
@@ -614,8 +618,15 @@ func (h *HTTP) throwawaySession(ctx *fasthttp.RequestCtx) *Session {
 // respond waits for what a POST's handlers produce and answers with JSON when a single
 // reply is all there is, or with an SSE stream as soon as anything else (a notification,
 // a server→client request, CloseSSEStream) comes first.
-func (h *HTTP) respond(ctx *fasthttp.RequestCtx, out *postOutput, hs *httpSession, okJSON, okSSE, priming, stateless bool) {
-	preferSSE := !okJSON || (okSSE && false)
+// cleanup, when set, runs once the response is complete (it ends a throwaway session).
+func (h *HTTP) respond(ctx *fasthttp.RequestCtx, out *postOutput, hs *httpSession, okJSON, okSSE, priming, stateless bool, cleanup func()) {
+	streaming := false
+	defer func() {
+		if !streaming && cleanup != nil {
+			cleanup()
+		}
+	}()
+	preferSSE := !okJSON // a client that takes only SSE gets SSE even for a lone reply
 	jsonOnly := h.cfg.JSONResponse && okJSON || !okSSE
 	for {
 		out.mu.Lock()
@@ -657,8 +668,12 @@ func (h *HTTP) respond(ctx *fasthttp.RequestCtx, out *postOutput, hs *httpSessio
 	}
 	h.streams.Add(1)
 	gen := st.attach()
+	streaming = true
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer h.streams.Add(-1)
+		if cleanup != nil {
+			defer cleanup()
+		}
 		if hs != nil {
 			defer hs.active.Add(-1)
 			defer hs.touch()

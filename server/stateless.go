@@ -154,11 +154,10 @@ func (h *HTTP) serveStateless(ctx *fasthttp.RequestCtx, m *codec.Message, okJSON
 	ss := &Session{srv: h.srv, out: discardOutput{}, transport: "http", version: proto20260728,
 		initialized: true, ready: true, stateless: true,
 		clientCaps: p.Meta.ClientCapabilities, clientInfo: p.Meta.ClientInfo, logLevel: p.Meta.LogLevel.severity()}
-	defer ss.Close()
 	out := newPostOutput()
 	out.mrtr = &mrtrInput{state: state, hasState: p.RequestState != nil}
 	h.srv.handleMessage(ss, m, out)
-	h.respond(ctx, out, nil, okJSON, okSSE, false, true)
+	h.respond(ctx, out, nil, okJSON, okSSE, false, true, ss.Close)
 }
 
 // servesStateless reports whether method is served in the stateless era.
