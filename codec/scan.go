@@ -437,6 +437,10 @@ func hex4(s []byte) rune {
 
 const hexDigits = "0123456789abcdef"
 
+// AppendString appends s as a JSON string (quotes included), escaped as Marshal escapes
+// strings; for hand-built JSON on hot paths such as health answers.
+func AppendString(dst []byte, s string) []byte { return appendString(dst, s) }
+
 // appendString appends s as a JSON string, escaping as encoding/json does
 // with HTML escaping off: '"', '\\', control characters, U+2028 and U+2029;
 // invalid UTF-8 becomes \ufffd, so the output is always valid UTF-8.

@@ -1,11 +1,11 @@
 package server
 
 import (
+	"github.com/erlmcp/erlmcp-go/codec"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
 )
@@ -158,7 +158,7 @@ func (r Reason) appendNames(b []byte, sep byte, quote bool) []byte {
 		first = false
 		name := reasonNames[i] // written only before the bit is handed out
 		if quote {
-			b = appendJSONString(b, name)
+			b = codec.AppendString(b, name)
 		} else {
 			b = append(b, name...)
 		}
@@ -350,7 +350,7 @@ func (h *Health) serveChecks(ctx *fasthttp.RequestCtx, only string) {
 	b = append(b, `{"status":"`...)
 	statusAt := len(b)
 	b = append(b, `unhealthy","version":`...) // the status is written over once known
-	b = appendJSONString(b, h.version)
+	b = codec.AppendString(b, h.version)
 	b = append(b, `,"uptime_seconds":`...)
 	b = strconv.AppendInt(b, int64(time.Since(h.started)/time.Second), 10)
 	b = append(b, `,"checks":[`...)
@@ -399,20 +399,20 @@ func setStatus(b []byte, at int, st Status) []byte {
 
 func appendCheck(b []byte, name string, r *CheckResult) []byte {
 	b = append(b, `{"name":`...)
-	b = appendJSONString(b, name)
+	b = codec.AppendString(b, name)
 	b = append(b, `,"status":"`...)
 	b = append(b, r.Status.String()...)
 	b = append(b, '"')
 	if r.Message != "" {
 		b = append(b, `,"message":`...)
-		b = appendJSONString(b, r.Message)
+		b = codec.AppendString(b, r.Message)
 	}
 	for _, f := range r.Figures() {
 		b = append(b, ',')
-		b = appendJSONString(b, f.Name)
+		b = codec.AppendString(b, f.Name)
 		b = append(b, ':')
 		if f.Text != "" {
-			b = appendJSONString(b, f.Text)
+			b = codec.AppendString(b, f.Text)
 		} else {
 			b = appendJSONNumber(b, f.Value)
 		}
@@ -481,48 +481,4 @@ func appendJSONNumber(b []byte, v float64) []byte {
 		return strconv.AppendInt(b, int64(v), 10)
 	}
 	return strconv.AppendFloat(b, v, 'g', -1, 64)
-}
-
-// appendJSONString writes s as a JSON string, escaping quotes, backslashes, control
-// characters and invalid UTF-8 (as U+FFFD).
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"github.com/erlmcp/erlmcp-go/codec"
 	"io"
 	"net"
 	"net/http"
@@ -184,7 +185,7 @@ func TestHealthHandleDispatch(t *testing.T) {
 
 func TestAppendJSON(t *testing.T) {
 	for _, s := range []string{"", "plain", `q"b\s`, "tab\there\x01\x1f", "héllo ✓", "bad\xffutf8", "</script>"} {
-		b := appendJSONString(nil, s)
+		b := codec.AppendString(nil, s)
 		var back string
 		if err := json.Unmarshal(b, &back); err != nil {
 			t.Fatalf("%q → %s: %v", s, b, err)
