@@ -126,23 +126,33 @@ func (c *configFlags) load() (server.Settings, error) {
 	return st, st.Validate()
 }
 
-func cmdStart(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("erlmcp start", flag.ContinueOnError)
+// newDaemon parses a serving command's flags, loads the settings and builds the daemon
+// (logging to stderr). A non-zero code means the caller should exit with it.
+func newDaemon(name string, args []string, stderr io.Writer) (*server.Daemon, server.Settings, configFlags, int) {
+	fs := flag.NewFlagSet("erlmcp "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cf configFlags
 	cf.register(fs)
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return nil, server.Settings{}, cf, 2
 	}
 	st, err := cf.load()
 	if err != nil {
 		fmt.Fprintf(stderr, "erlmcp: %v\n", err)
-		return 1
+		return nil, st, cf, 1
 	}
 	d, err := server.NewDaemon(st, buildInfo(), stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "erlmcp: %v\n", err)
-		return 1
+		return nil, st, cf, 1
+	}
+	return d, st, cf, 0
+}
+
+func cmdStart(args []string, stderr io.Writer) int {
+	d, _, cf, code := newDaemon("start", args, stderr)
+	if d == nil {
+		return code
 	}
 	if err := d.Start(); err != nil {
 		fmt.Fprintf(stderr, "erlmcp: %v\n", err)
@@ -181,23 +191,10 @@ wait:
 }
 
 func cmdStdio(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("erlmcp stdio", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var cf configFlags
-	cf.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	st, err := cf.load()
-	if err != nil {
-		fmt.Fprintf(stderr, "erlmcp: %v\n", err)
-		return 1
-	}
 	// stdout carries MCP messages only: the daemon logs to stderr.
-	d, err := server.NewDaemon(st, buildInfo(), stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "erlmcp: %v\n", err)
-		return 1
+	d, st, _, code := newDaemon("stdio", args, stderr)
+	if d == nil {
+		return code
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
