@@ -16,7 +16,7 @@ import (
 // the names and texts follow the suite's scenario descriptions and its reference
 // everything-server.
 func RegisterConformance(s *Server) error {
-	for _, f := range []func(*Server) error{conformanceTools, conformanceMRTR, conformanceResources, conformancePrompts} {
+	for _, f := range []func(*Server) error{conformanceTools, conformanceMRTR, conformanceTasks, conformanceResources, conformancePrompts} {
 		if err := f(s); err != nil {
 			return fmt.Errorf("conformance fixtures: %w", err)
 		}
@@ -444,6 +444,115 @@ func conformancePrompts(s *Server) error {
 	}
 	for i := range prompts {
 		if err := s.AddPrompt(&prompts[i].p, prompts[i].h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ---- tasks extension fixtures (io.modelcontextprotocol/tasks) ----
+
+func conformanceTasks(s *Server) error {
+	sleep := func(ctx context.Context, d time.Duration) error {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			return nil
+		}
+	}
+	if err := s.AddTool(&Tool{Name: "greet", Description: "Greets by name (synchronous only)",
+		InputSchema: json.RawMessage(`{"type":"object","properties":{"name":{"type":"string"}},"required":["name"]}`)}, ToolOptions{Inline: true},
+		func(ctx context.Context, r *Request, args json.RawMessage) (*CallToolResult, error) {
+			var in struct {
+				Name string `json:"name"`
+			}
+			_ = codec.Unmarshal(args, &in)
+			return textResult("Hello, " + in.Name + "!"), nil
+		}); err != nil {
+		return err
+	}
+	compute := func(ctx context.Context, _ *Task, args json.RawMessage) (*CallToolResult, error) {
+		var in struct {
+			Seconds int    `json:"seconds"`
+			Label   string `json:"label"`
+		}
+		_ = codec.Unmarshal(args, &in)
+		if err := sleep(ctx, time.Duration(in.Seconds)*time.Second); err != nil {
+			return nil, err
+		}
+		return textResult(fmt.Sprintf("Computed %q after %d second(s)", in.Label, in.Seconds)), nil
+	}
+	confirm := `{"type":"object","properties":{"confirm":{"type":"boolean"}},"required":["confirm"]}`
+	nameInput := `{"type":"object","properties":{"value":{"type":"string"}},"required":["value"]}`
+	tools := []TaskTool{
+		{Tool: &Tool{Name: "slow_compute", Description: "Sleeps for the given seconds, then answers; runs as a task for clients with the tasks extension",
+			InputSchema: json.RawMessage(`{"type":"object","properties":{"seconds":{"type":"integer","minimum":0},"label":{"type":"string"}},"required":["seconds"]}`)},
+			Run: compute},
+		{Tool: &Tool{Name: "failing_job", Description: "A task (required) that completes with a tool error after about a second"}, Required: true,
+			Run: func(ctx context.Context, _ *Task, _ json.RawMessage) (*CallToolResult, error) {
+				if err := sleep(ctx, time.Second); err != nil {
+					return nil, err
+				}
+				return &CallToolResult{IsError: true, Content: []Content{Text("failing_job failed as designed")}}, nil
+			}},
+		{Tool: &Tool{Name: "protocol_error_job", Description: "A task that fails with a protocol error"},
+			Run: func(ctx context.Context, _ *Task, _ json.RawMessage) (*CallToolResult, error) {
+				return nil, codec.NewError(codec.CodeInternalError, "protocol_error_job failed as designed")
+			}},
+		{Tool: &Tool{Name: "confirm_delete", Description: "A task that asks the client to confirm (input_required) before deleting a file",
+			InputSchema: json.RawMessage(`{"type":"object","properties":{"filename":{"type":"string"}}}`)},
+			Run: func(ctx context.Context, t *Task, args json.RawMessage) (*CallToolResult, error) {
+				var in struct {
+					Filename string `json:"filename"`
+				}
+				_ = codec.Unmarshal(args, &in)
+				got, err := t.Input(ctx, map[string]InputRequest{"confirm": elicitInput("Delete "+in.Filename+"?", confirm)})
+				if err != nil {
+					return nil, err
+				}
+				var er ElicitResult
+				if codec.Unmarshal(got["confirm"], &er) == nil && er.Action == "accept" {
+					return textResult("Deleted " + in.Filename), nil
+				}
+				return textResult("Deletion of " + in.Filename + " cancelled"), nil
+			},
+			Sync: func(ctx context.Context, r *Request, args json.RawMessage) (*CallToolResult, error) {
+				return &CallToolResult{IsError: true, Content: []Content{Text("confirm_delete needs the tasks extension to ask for confirmation")}}, nil
+			}},
+		{Tool: &Tool{Name: "multi_input", Description: "A task that asks for two inputs at once"},
+			Run: func(ctx context.Context, t *Task, _ json.RawMessage) (*CallToolResult, error) {
+				got, err := t.Input(ctx, map[string]InputRequest{
+					"first":  elicitInput("First value?", nameInput),
+					"second": elicitInput("Second value?", nameInput),
+				})
+				if err != nil {
+					return nil, err
+				}
+				return textResult(fmt.Sprintf("Received %d inputs", len(got))), nil
+			},
+			Sync: func(ctx context.Context, r *Request, args json.RawMessage) (*CallToolResult, error) {
+				return &CallToolResult{IsError: true, Content: []Content{Text("multi_input needs the tasks extension")}}, nil
+			}},
+		{Tool: &Tool{Name: "test_tool_with_task", Description: "Gathers the user name with an input-required round, then runs as a task (required)"}, Required: true,
+			Prepare: func(ctx context.Context, r *Request, args json.RawMessage) (json.RawMessage, error) {
+				if name, _ := accepted(r, "user_name")["name"].(string); name != "" {
+					return codec.Marshal(map[string]string{"name": name})
+				}
+				return nil, &InputRequired{Requests: map[string]InputRequest{"user_name": elicitInput("What is your name?", nameSchema)}}
+			},
+			Run: func(ctx context.Context, _ *Task, args json.RawMessage) (*CallToolResult, error) {
+				var in struct {
+					Name string `json:"name"`
+				}
+				_ = codec.Unmarshal(args, &in)
+				return textResult("Hello, " + in.Name + "! (finished as a task)"), nil
+			}},
+	}
+	for _, tt := range tools {
+		if err := s.AddTaskTool(tt); err != nil {
 			return err
 		}
 	}

@@ -208,8 +208,8 @@ func (s *Server) finish(r *Request, res any, err error, start time.Time, async b
 	buf := pool.Get(512)
 	var b []byte
 	code := codec.Code(0)
-	if ir, ok := err.(*InputRequired); ok {
-		res, err = s.inputRequiredResult(ir), nil
+	if err != nil {
+		res, err = s.resultOf(res, err) // input-required and task results travel as errors
 	}
 	if err == nil {
 		b, err = codec.AppendResult(buf.B[:0], r.ID, res)

@@ -473,3 +473,15 @@ func (s *Server) openState(sealed string) (string, bool) {
 
 // discoverHooks lets extensions (tasks) add to server/discover's capabilities, per server.
 var discoverHooks sync.Map // *Server → func(*ServerCapabilities)
+
+// resultOf turns the results that handlers return as errors (an input-required result,
+// a created task) into results; other errors pass through.
+func (s *Server) resultOf(res any, err error) (any, error) {
+	switch e := err.(type) {
+	case *InputRequired:
+		return s.inputRequiredResult(e), nil
+	case *taskCreated:
+		return e.t.created_(), nil
+	}
+	return res, err
+}
