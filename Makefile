@@ -42,6 +42,11 @@ unit:
 	bash deploy/test/deploy_test.sh
 	bash bench/smoke.sh
 
+# The official MCP conformance suite against `erlmcp start --profile conformance`, both
+# requirement sets, no expected-failures baseline (installs the suite and Node on first use).
+conformance:
+	bash .ci/conformance.sh
+
 race:
 	$(GO) test -count=1 -race -timeout 20m ./codec/... ./loop/... ./pool/... ./server/...
 
