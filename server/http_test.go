@@ -344,3 +344,55 @@ func TestHTTPStateless(t *testing.T) {
 		t.Fatalf("stateless requests left %d sessions", n)
 	}
 }
+
+// TestHTTPStatelessElicit checks that a handler written for the session era (calling
+// r.Elicit twice) works statelessly: each call becomes an input-required round and the
+// retries re-run it with the answers gathered so far.
+func TestHTTPStatelessElicit(t *testing.T) {
+	s := New(Config{})
+	s.AddTool(&Tool{Name: "two", Description: "asks twice"}, ToolOptions{}, func(ctx context.Context, r *Request, _ json.RawMessage) (*CallToolResult, error) {
+		a, err := r.Elicit(ctx, &ElicitParams{Message: "first?"})
+		if err != nil {
+			return nil, fmt.Errorf("first: %w", err)
+		}
+		b, err := r.Elicit(ctx, &ElicitParams{Message: "second?"})
+		if err != nil {
+			return nil, err
+		}
+		return textResult(fmt.Sprint(a.Content["v"], "+", b.Content["v"])), nil
+	})
+	url, _ := startHTTP(t, s, HTTPConfig{})
+	hc := newHTTPClient(t, url)
+	hdr := map[string]string{"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "two"}
+	meta := `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{}}}`
+	type round struct {
+		Result struct {
+			ResultType    string                     `json:"resultType"`
+			InputRequests map[string]json.RawMessage `json:"inputRequests"`
+			RequestState  string                     `json:"requestState"`
+			Content       []struct{ Text string }    `json:"content"`
+		} `json:"result"`
+	}
+	call := func(extra string) round {
+		resp := hc.post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"two",`+extra+meta+`}}`, hdr)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var r round
+		if err := json.Unmarshal(b, &r); err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+		return r
+	}
+	r1 := call("")
+	if r1.Result.ResultType != "input_required" || r1.Result.InputRequests["elicitation/create#1"] == nil {
+		t.Fatalf("round 1: %+v", r1)
+	}
+	r2 := call(`"inputResponses":{"elicitation/create#1":{"action":"accept","content":{"v":"a"}}},`)
+	if r2.Result.ResultType != "input_required" || r2.Result.InputRequests["elicitation/create#2"] == nil || r2.Result.RequestState == "" {
+		t.Fatalf("round 2: %+v", r2)
+	}
+	r3 := call(`"inputResponses":{"elicitation/create#2":{"action":"accept","content":{"v":"b"}}},"requestState":"` + r2.Result.RequestState + `",`)
+	if r3.Result.ResultType != "complete" || len(r3.Result.Content) != 1 || r3.Result.Content[0].Text != "a+b" {
+		t.Fatalf("round 3: %+v", r3)
+	}
+}

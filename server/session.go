@@ -192,6 +192,9 @@ func (ss *Session) logTo(out Output, level LoggingLevel, logger string, data any
 // call sends a request to the client through out and waits for its answer, ctx, the
 // server's ClientRequestTimeout, or the session's end. result receives the decoded result.
 func (ss *Session) call(ctx context.Context, out Output, method string, params, result any) error {
+	if ss.stateless {
+		return statelessCall(out, method, params, result) // input-required round trip (stateless.go)
+	}
 	ch := make(chan clientReply, 1)
 	ss.mu.Lock()
 	if ss.closed {

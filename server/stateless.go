@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,6 +54,8 @@ type statelessParams struct {
 	TaskID       string          `json:"taskId"`
 	Arguments    json.RawMessage `json:"arguments"`
 	RequestState *string         `json:"requestState"`
+	// InputResponses are the answers of an input-required retry.
+	InputResponses map[string]json.RawMessage `json:"inputResponses"`
 }
 
 // methodsNotStateless are session-era methods the stateless era removed: 404, -32601.
@@ -156,6 +159,19 @@ func (h *HTTP) serveStateless(ctx *fasthttp.RequestCtx, m *codec.Message, okJSON
 		clientCaps: p.Meta.ClientCapabilities, clientInfo: p.Meta.ClientInfo, logLevel: p.Meta.LogLevel.severity()}
 	out := newPostOutput()
 	out.mrtr = &mrtrInput{state: state, hasState: p.RequestState != nil}
+	if strings.HasPrefix(state, autoStatePrefix) {
+		// A state statelessCall made: earlier rounds' answers, not the handler's own.
+		out.mrtr.state = ""
+		_ = codec.Unmarshal([]byte(state[len(autoStatePrefix):]), &out.mrtr.answers)
+	}
+	if len(p.InputResponses) > 0 {
+		if out.mrtr.answers == nil {
+			out.mrtr.answers = make(map[string]json.RawMessage, len(p.InputResponses))
+		}
+		for k, v := range p.InputResponses {
+			out.mrtr.answers[k] = v
+		}
+	}
 	h.srv.handleMessage(ss, m, out)
 	h.respond(ctx, out, nil, okJSON, okSSE, false, true, ss.Close)
 }
@@ -378,6 +394,48 @@ func (s *Server) inputRequiredResult(e *InputRequired) *inputRequiredResult {
 type mrtrInput struct {
 	state    string // verified requestState
 	hasState bool
+
+	// For handlers that call Request.Elicit/CreateMessage/ListRoots: the answers known so
+	// far (earlier rounds' from the sealed state, plus this request's inputResponses) and
+	// how many such calls the handler made in this run.
+	mu      sync.Mutex
+	answers map[string]json.RawMessage
+	calls   int
+}
+
+// autoStatePrefix marks request states made by statelessCall (not by a handler).
+const autoStatePrefix = "\x00mrtr:"
+
+// statelessCall serves a server→client request made by a handler during a stateless
+// request: the n-th call of a run is named "<method>#<n>"; if the client already answered
+// it the answer is decoded into result, else the handler is stopped with an InputRequired
+// whose state carries every answer so far, and the retry re-runs it from the start.
+func statelessCall(out Output, method string, params, result any) error {
+	o, _ := out.(*postOutput)
+	if o == nil || o.mrtr == nil {
+		return codec.NewError(codec.CodeInvalidRequest, "%s: a stateless request cannot call the client; return an input-required result", method)
+	}
+	m := o.mrtr
+	m.mu.Lock()
+	m.calls++
+	key := method + "#" + strconv.Itoa(m.calls)
+	raw, ok := m.answers[key]
+	var sealed string
+	if !ok {
+		b, _ := codec.Marshal(m.answers)
+		sealed = autoStatePrefix + string(b)
+	}
+	m.mu.Unlock()
+	if ok {
+		if result == nil {
+			return nil
+		}
+		if err := codec.Unmarshal(raw, result); err != nil {
+			return codec.NewError(codec.CodeInvalidParams, "inputResponses[%q] does not decode as the %s result: %v", key, method, err)
+		}
+		return nil
+	}
+	return &InputRequired{Requests: map[string]InputRequest{key: {Method: method, Params: params}}, State: sealed}
 }
 
 // inputParams is the MRTR part of params.
@@ -477,11 +535,12 @@ var discoverHooks sync.Map // *Server → func(*ServerCapabilities)
 // resultOf turns the results that handlers return as errors (an input-required result,
 // a created task) into results; other errors pass through.
 func (s *Server) resultOf(res any, err error) (any, error) {
-	switch e := err.(type) {
-	case *InputRequired:
-		return s.inputRequiredResult(e), nil
-	case *taskCreated:
-		return e.t.created_(), nil
+	var ir *InputRequired
+	if errors.As(err, &ir) { // also when a handler wrapped what Elicit returned
+		return s.inputRequiredResult(ir), nil
+	}
+	if tc, ok := err.(*taskCreated); ok {
+		return tc.t.created_(), nil
 	}
 	return res, err
 }
