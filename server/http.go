@@ -678,7 +678,7 @@ func (h *HTTP) respond(ctx *fasthttp.RequestCtx, out *postOutput, hs *httpSessio
 			defer hs.active.Add(-1)
 			defer hs.touch()
 		}
-		sw := &sseWriter{w: w, ids: hs != nil, keepalive: h.cfg.SSEKeepAlive, stop: mergeStop(ended, h.stop)}
+		sw := &sseWriter{w: w, ids: hs != nil, keepalive: h.cfg.SSEKeepAlive, stop: ended, shutdown: h.stop}
 		if priming {
 			if sw.priming(st.id, retry) != nil {
 				return
@@ -686,22 +686,6 @@ func (h *HTTP) respond(ctx *fasthttp.RequestCtx, out *postOutput, hs *httpSessio
 		}
 		sw.follow(st, gen, 0)
 	})
-}
-
-// mergeStop returns a channel closed when either is (a is usually b's superset in time).
-func mergeStop(a, b chan struct{}) <-chan struct{} {
-	if a == b {
-		return a
-	}
-	c := make(chan struct{})
-	go func() {
-		select {
-		case <-a:
-		case <-b:
-		}
-		close(c)
-	}()
-	return c
 }
 
 // writeJSON answers with the replies collected (one message, or a batch array).
@@ -769,7 +753,7 @@ func (h *HTTP) serveGet(ctx *fasthttp.RequestCtx) {
 		if _, err := w.WriteString(": ok\n\n"); err != nil || w.Flush() != nil {
 			return
 		}
-		sw := &sseWriter{w: w, ids: true, keepalive: h.cfg.SSEKeepAlive, stop: mergeStop(hs.endedCh, h.stop)}
+		sw := &sseWriter{w: w, ids: true, keepalive: h.cfg.SSEKeepAlive, stop: hs.endedCh, shutdown: h.stop}
 		sw.follow(st, gen, cursor)
 	})
 }

@@ -37,7 +37,7 @@ func (h *HTTP) serveLegacyStream(ctx *fasthttp.RequestCtx) {
 		if _, err := w.WriteString("event: endpoint\ndata: " + endpoint + "\n\n"); err != nil || w.Flush() != nil {
 			return
 		}
-		sw := &sseWriter{w: w, keepalive: h.cfg.SSEKeepAlive, stop: mergeStop(hs.endedCh, h.stop)}
+		sw := &sseWriter{w: w, keepalive: h.cfg.SSEKeepAlive, stop: hs.endedCh, shutdown: h.stop}
 		sw.follow(hs.standalone, gen, 0)
 	})
 }

@@ -396,3 +396,29 @@ func TestHTTPStatelessElicit(t *testing.T) {
 		t.Fatalf("round 3: %+v", r3)
 	}
 }
+
+// TestHTTPStreamsLeaveNoGoroutines makes many SSE responses in one live session and
+// checks that none leaves a goroutine behind.
+func TestHTTPStreamsLeaveNoGoroutines(t *testing.T) {
+	url, _ := startHTTP(t, testServer(t), HTTPConfig{})
+	hc := newHTTPClient(t, url)
+	hc.initialize()
+	call := func() {
+		resp := hc.post(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"test_tool_with_progress","_meta":{"progressToken":"p"}}}`, nil)
+		if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+			t.Fatalf("Content-Type %q, want an SSE response", ct)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	call()
+	time.Sleep(50 * time.Millisecond)
+	base := runtime.NumGoroutine()
+	for i := 0; i < 20; i++ {
+		call()
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := runtime.NumGoroutine(); n > base+3 {
+		t.Fatalf("%d goroutines after 20 SSE responses, %d before", n, base)
+	}
+}

@@ -137,9 +137,10 @@ func parseEventID(s string) (stream, seq uint64, ok bool) {
 // sseWriter writes one HTTP response's worth of a stream.
 type sseWriter struct {
 	w         *bufio.Writer
-	ids       bool          // write id: lines (resumable streams)
-	keepalive time.Duration // comment interval that also detects dead peers
-	stop      <-chan struct{}
+	ids       bool            // write id: lines (resumable streams)
+	keepalive time.Duration   // comment interval that also detects dead peers
+	stop      <-chan struct{} // the session ended
+	shutdown  <-chan struct{} // the server is stopping
 	idbuf     []byte
 }
 
@@ -244,6 +245,9 @@ func (sw *sseWriter) follow(st *sseStream, gen, cursor uint64) {
 		select {
 		case <-st.wake:
 		case <-sw.stop:
+			sw.detach(st, gen)
+			return
+		case <-sw.shutdown:
 			sw.detach(st, gen)
 			return
 		case <-tick:
