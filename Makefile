@@ -21,7 +21,7 @@ build:
 run: build
 	./$(BIN) start
 
-test: lint unit
+test: lint unit conformance
 	@echo "make test: all checks passed"
 
 vet:

@@ -9,7 +9,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUN="${CONFORMANCE_RUN:-../shared/conformance/run.sh}"
-[ -x "$RUN" ] || RUN=/work/shared/conformance/run.sh
 BIN="${ERLMCP_BIN:-bin/erlmcp}"
 if [ -z "${ERLMCP_BIN:-}" ]; then
   go build -o "$BIN" ./cmd/erlmcp
@@ -18,9 +17,11 @@ fi
 # A free loopback port: bind :0 and let the kernel choose.
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
 LOG=$(mktemp -t erlmcp-conformance.XXXXXX.log)
-ERLMCP_METRICS_ENABLED=false "$BIN" start --profile conformance --transports.tcp.addr "127.0.0.1:$PORT" >"$LOG" 2>&1 &
+SOCKDIR=$(mktemp -d -t erlmcp-conformance.XXXXXX)
+ERLMCP_METRICS_ENABLED=false "$BIN" start --profile conformance --transports.tcp.addr "127.0.0.1:$PORT" \
+  -set "server.control_socket=$SOCKDIR/erlmcp.sock" >"$LOG" 2>&1 &
 PID=$!
-cleanup() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; }
+cleanup() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; rm -rf "$SOCKDIR"; }
 trap cleanup EXIT
 
 # Ready when the MCP endpoint answers a ping over HTTP.
