@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -25,8 +26,9 @@ type AddResult struct {
 
 // SleepArgs is the input of the demo tool sleep.
 type SleepArgs struct {
-	Ms    int `json:"ms" jsonschema:"how long to work, in milliseconds (at most 60000)"`
-	Steps int `json:"steps,omitempty" jsonschema:"progress notifications to send while working (default 0)"`
+	Ms    int  `json:"ms" jsonschema:"how long to work, in milliseconds (at most 60000)"`
+	Steps int  `json:"steps,omitempty" jsonschema:"progress notifications to send while working (default 0)"`
+	Busy  bool `json:"busy,omitempty" jsonschema:"burn CPU for ms instead of waiting (a CPU-bound tool, for load tests)"`
 }
 
 // DemoReadme is the text of the demo resource erlmcp://demo/readme.
@@ -34,7 +36,7 @@ const DemoReadme = "erlmcp-go demo resource: this server answers MCP over newlin
 
 // RegisterDemo registers the built-in demo tools, resources and prompts, so a fresh
 // install answers tools/list, resources/list and prompts/list with something real:
-//   - tools echo {text}, add {a, b}, time {}, sleep {ms, steps}
+//   - tools echo {text}, add {a, b}, time {}, sleep {ms, steps, busy}
 //   - resource erlmcp://demo/readme and template erlmcp://demo/greeting/{name}
 //   - prompt greet {name (required), style} with completion of style
 func RegisterDemo(s *Server) error {
@@ -69,10 +71,16 @@ func RegisterDemo(s *Server) error {
 			steps = 1
 		}
 		for i := 1; i <= steps; i++ {
-			select {
-			case <-time.After(d / time.Duration(steps)):
-			case <-ctx.Done():
-				return nil, nil, ctx.Err()
+			if in.Busy {
+				if err := burnCPU(ctx, d/time.Duration(steps)); err != nil {
+					return nil, nil, err
+				}
+			} else {
+				select {
+				case <-time.After(d / time.Duration(steps)):
+				case <-ctx.Done():
+					return nil, nil, ctx.Err()
+				}
 			}
 			if in.Steps > 0 {
 				_ = r.Progress(float64(i), float64(steps), fmt.Sprintf("step %d of %d", i, steps))
@@ -127,5 +135,25 @@ func RegisterDemo(s *Server) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// burnSink keeps burnCPU's arithmetic from being optimised away.
+var burnSink atomic.Uint64
+
+// burnCPU keeps the calling goroutine on the CPU for d (wall clock), checking ctx between
+// short bursts.
+func burnCPU(ctx context.Context, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	x := uint64(1)
+	for time.Now().Before(deadline) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		for i := 0; i < 2000; i++ {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+	}
+	burnSink.Add(x)
 	return nil
 }

@@ -153,7 +153,14 @@ func (s *Server) handleRequest(ss *Session, m *codec.Message, out Output) {
 	err := s.workers.Submit(func() {
 		defer out.Release()
 		defer cancel()
-		res, err := s.handle(ctx, r)
+		// The CPU gate keeps CPU-bound handlers from starving the event goroutines that
+		// answer pings inline (priority.go); waiting there ends with ctx (cancellation).
+		var res any
+		err := workGate.acquire(ctx)
+		if err == nil {
+			res, err = s.handle(ctx, r)
+			workGate.release()
+		}
 		ss.untrack(key)
 		if ctx.Err() != nil && err == nil {
 			err = ctx.Err()
