@@ -569,6 +569,7 @@ func (h *HTTP) servePost(ctx *fasthttp.RequestCtx) {
 	}
 
 	out := newPostOutput()
+	out.setTraceHeaders(ctx)
 	ss.lastActive.Store(coarseNow())
 	hasRequest := false
 	for i := range msgs {
@@ -783,9 +784,26 @@ type postOutput struct {
 
 	// MRTR: the 2026 request's inputResponses and verified requestState (stateless.go).
 	mrtr *mrtrInput
+
+	// W3C trace context of the POST (traceparent/tracestate headers), for tracing.
+	traceparent, tracestate string
 }
 
 func newPostOutput() *postOutput { return &postOutput{ev: make(chan struct{}, 1)} }
+
+// setTraceHeaders copies the request's W3C trace context headers, if any.
+func (o *postOutput) setTraceHeaders(ctx *fasthttp.RequestCtx) {
+	if v := ctx.Request.Header.Peek("traceparent"); len(v) > 0 {
+		o.traceparent = string(v)
+		o.tracestate = string(ctx.Request.Header.Peek("tracestate"))
+	}
+}
+
+// TraceHeaders implements TraceHeaders: spans of requests on this POST are children of
+// the caller's traceparent header unless params._meta carries one.
+func (o *postOutput) TraceHeaders() (traceparent, tracestate string) {
+	return o.traceparent, o.tracestate
+}
 
 func (o *postOutput) signal() {
 	select {

@@ -285,3 +285,34 @@ func TestTracesURL(t *testing.T) {
 		t.Error("endpointPortIsGRPC")
 	}
 }
+
+// TestTracingHTTPHeaderParent: over real Streamable HTTP, a POST's traceparent header
+// parents the span of the request it carries.
+func TestTracingHTTPHeaderParent(t *testing.T) {
+	rcv := newOTLPReceiver(t)
+	tr, err := NewTracing(TracingConfig{Endpoint: rcv.srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newDemoServer(t, Config{Middleware: []Middleware{tr.Middleware()}})
+	url, _ := startHTTP(t, s, HTTPConfig{})
+	hc := newHTTPClient(t, url)
+	hc.initialize()
+	resp := hc.post(`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo","arguments":{"text":"traced"}}}`,
+		map[string]string{"traceparent": "00-55555555555555555555555555555555-6666666666666666-01", "tracestate": "v=2"})
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tr.Shutdown(ctx)
+	sp := rcv.byName("tools/call echo")
+	if sp == nil {
+		t.Fatal("no span for tools/call over HTTP")
+	}
+	if hex.EncodeToString(sp.span.GetTraceId()) != "55555555555555555555555555555555" || hex.EncodeToString(sp.span.GetParentSpanId()) != "6666666666666666" || sp.span.GetTraceState() != "v=2" {
+		t.Fatalf("HTTP traceparent header not used: trace %x parent %x state %q", sp.span.GetTraceId(), sp.span.GetParentSpanId(), sp.span.GetTraceState())
+	}
+	if a := attrMap(sp.span.GetAttributes()); a["mcp.transport"] != "http" {
+		t.Fatalf("attributes: %v", a)
+	}
+}
