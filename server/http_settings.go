@@ -130,6 +130,11 @@ func (d *Daemon) httpHook() func(net.Conn) {
 	if d.http == nil {
 		return nil
 	}
+	if m := d.Metrics(); m != nil {
+		// HTTP bytes are counted on the connection, so erlmcp_bytes_*_total{transport="http"}
+		// covers headers, bodies and SSE streams alike.
+		return func(c net.Conn) { d.http.ServeConn(m.CountConn(c, "http")) }
+	}
 	return d.http.ServeConn
 }
 

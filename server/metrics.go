@@ -224,6 +224,35 @@ func (m *Metrics) MemoryGuardState() int { return int(m.memGuard.Load()) }
 // AddBytes counts payload bytes moved by a transport that loop does not count itself
 // (HTTP request and response bodies). Line transports served by a watched loop listener
 // are counted from its Stats and need no call.
+// CountConn wraps c so that every byte read and written is added to
+// erlmcp_bytes_{received,sent}_total for transport.
+func (m *Metrics) CountConn(c net.Conn, transport string) net.Conn {
+	ti := transportIndex(transport)
+	return &countedConn{Conn: c, in: &m.bytesIn[ti], out: &m.bytesOut[ti]}
+}
+
+// countedConn counts the bytes that pass through a net.Conn.
+type countedConn struct {
+	net.Conn
+	in, out *atomic.Uint64
+}
+
+func (c *countedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.in.Add(uint64(n))
+	}
+	return n, err
+}
+
+func (c *countedConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if n > 0 {
+		c.out.Add(uint64(n))
+	}
+	return n, err
+}
+
 func (m *Metrics) AddBytes(transport string, received, sent int) {
 	ti := transportIndex(transport)
 	if received > 0 {

@@ -260,6 +260,13 @@ func TestMetricsHTTPTraffic(t *testing.T) {
 	if got := value(t, fams, "erlmcp_sessions_active"); got < 1 {
 		t.Fatalf("sessions = %v after an HTTP initialize", got)
 	}
+	// Six POSTs with their answers went through: each is a few hundred bytes each way.
+	if got := value(t, fams, "erlmcp_bytes_received_total", "transport", "http"); got < 6*100 {
+		t.Fatalf("HTTP bytes received = %v, want at least 600", got)
+	}
+	if got := value(t, fams, "erlmcp_bytes_sent_total", "transport", "http"); got < 6*100 {
+		t.Fatalf("HTTP bytes sent = %v, want at least 600", got)
+	}
 }
 
 // TestMetricsHTTPEdgeRateLimited: 429s given by the limits before a body is decoded are
