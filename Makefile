@@ -21,7 +21,7 @@ build:
 run: build
 	./$(BIN) start
 
-test: lint unit conformance
+test: lint unit race conformance
 	@echo "make test: all checks passed"
 
 vet:
@@ -48,7 +48,7 @@ conformance:
 	bash .ci/conformance.sh
 
 race:
-	$(GO) test -count=1 -race -timeout 20m ./codec/... ./loop/... ./pool/... ./server/...
+	$(GO) test -count=1 -race -timeout 20m ./codec/... ./loop/... ./pool/... ./limits/... ./server/...
 
 # Go benchmarks, then the peer comparison (starts every server itself; loopback only).
 bench:
