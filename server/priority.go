@@ -147,6 +147,12 @@ func (g *cpuGate) lookLocked() {
 		return // too few to judge: keep counting from the same baseline
 	}
 	copy(g.prev, h.Counts)
+	g.adjustLocked(total, slow)
+}
+
+// adjustLocked moves the bound after a look that saw total scheduling events, slow of them
+// slower than schedSlow.
+func (g *cpuGate) adjustLocked(total, slow uint64) {
 	switch {
 	case float64(slow) > schedSlowFrac*float64(total):
 		g.limit = max(1, min(g.limit, g.running)/2)

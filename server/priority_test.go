@@ -67,44 +67,53 @@ func TestCPUGateCancelWhileWaiting(t *testing.T) {
 	}
 }
 
-// CPU-bound work from more goroutines than CPUs drives the bound down; it never drops
-// below one, and every acquire is matched.
-func TestCPUGateAdaptsToCPUPressure(t *testing.T) {
-	if testing.Short() {
-		t.Skip("burns CPU for ~1s")
-	}
+// The bound halves (from what runs) under pressure, never below one, and grows by a quarter
+// only after gateCalmLooks calm looks while handlers wait.
+func TestCPUGateAdjust(t *testing.T) {
 	g := newCPUGate(64)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	done := make(chan struct{})
-	for range 64 {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			for ctx.Err() == nil {
-				if g.acquire(ctx) != nil {
-					return
-				}
-				_ = burnCPU(context.Background(), 2*time.Millisecond)
-				g.release()
-			}
-		}()
+	g.running = 40
+	g.adjustLocked(100, 2) // 2% slow
+	if g.limit != 20 {
+		t.Fatalf("limit %d after pressure with 40 running, want 20", g.limit)
 	}
-	// This goroutine plays the event goroutines: it wakes every 200µs and measures the gate.
-	minLimit := 64
-	for ctx.Err() == nil {
-		if l, _, _ := g.gateStats(); l < minLimit {
-			minLimit = l
-		}
-		time.Sleep(200 * time.Microsecond)
+	for range 10 {
+		g.adjustLocked(100, 50)
 	}
-	for range 64 {
-		<-done
+	if g.limit != 1 {
+		t.Fatalf("limit %d under sustained pressure, want 1", g.limit)
 	}
-	if minLimit >= 64 || minLimit < 1 {
-		t.Fatalf("limit stayed within [%d, 64] under 64 CPU-bound goroutines", minLimit)
+	g.running = 1
+	g.waiters = make([]chan struct{}, 3)
+	for i := range g.waiters {
+		g.waiters[i] = make(chan struct{})
 	}
-	if _, running, waiting := g.gateStats(); running != 0 || waiting != 0 {
-		t.Fatalf("running %d waiting %d at the end", running, waiting)
+	for range gateCalmLooks - 1 {
+		g.adjustLocked(100, 0)
+	}
+	if g.limit != 1 {
+		t.Fatalf("limit grew to %d before %d calm looks", g.limit, gateCalmLooks)
+	}
+	g.adjustLocked(100, 0)
+	if g.limit != 2 || g.running != 2 || len(g.waiters) != 2 {
+		t.Fatalf("after calm looks: limit %d running %d waiting %d, want 2 2 2", g.limit, g.running, len(g.waiters))
+	}
+	g.adjustLocked(100, 1) // between a quarter of the threshold and the threshold: resets calm
+	for range gateCalmLooks - 1 {
+		g.adjustLocked(100, 0)
+	}
+	if g.limit != 2 {
+		t.Fatalf("limit %d: a non-calm look did not restart the count", g.limit)
+	}
+}
+
+// The runtime's scheduling-latency histogram is there and has a bucket at schedSlow.
+func TestCPUGateReadsSchedLatencies(t *testing.T) {
+	g := newCPUGate(4)
+	g.mu.Lock()
+	g.lookLocked()
+	g.mu.Unlock()
+	if g.slowIdx <= 0 || g.slowIdx >= len(g.prev) {
+		t.Fatalf("slow bucket %d of %d: /sched/latencies:seconds missing or unexpected", g.slowIdx, len(g.prev))
 	}
 }
 
