@@ -633,13 +633,16 @@ func (h *HTTP) respond(ctx *fasthttp.RequestCtx, out *postOutput, hs *httpSessio
 		out.mu.Lock()
 		held := out.holds > 0
 		n := len(out.replies)
+		others := out.others
 		forced := out.closeReq > 0
 		out.mu.Unlock()
 		if !held && (n <= 1 || jsonOnly) && !preferSSE {
 			h.writeJSON(ctx, out.takeReplies(), stateless)
 			return
 		}
-		if !jsonOnly && (n > 0 || forced || preferSSE) {
+		// A lone reply while work is still held is not a reason to stream: the worker
+		// releases right after sending it. Anything else first, or several replies, is.
+		if !jsonOnly && (others > 0 || n > 1 || forced || preferSSE) {
 			break // stream
 		}
 		select {
@@ -785,6 +788,9 @@ type postOutput struct {
 	// MRTR: the 2026 request's inputResponses and verified requestState (stateless.go).
 	mrtr *mrtrInput
 
+	// others counts collected messages that are not responses (notifications, requests).
+	others int
+
 	// W3C trace context of the POST (traceparent/tracestate headers), for tracing.
 	traceparent, tracestate string
 }
@@ -823,9 +829,30 @@ func (o *postOutput) Send(msg []byte) error {
 		return nil
 	}
 	o.replies = append(o.replies, append([]byte(nil), msg...))
+	if !isResponse(msg) {
+		o.others++
+	}
 	o.mu.Unlock()
 	o.signal()
 	return nil
+}
+
+// isResponse reports whether msg is a JSON-RPC response (or a batch of them) rather than a
+// notification or a server→client request. Only those others force a POST onto SSE: a
+// worker's reply lands a moment before its Release, and must not look like a stream.
+func isResponse(msg []byte) bool {
+	var dec codec.Decoder
+	var arr [1]codec.Message
+	ms, _, err := dec.Decode(msg, arr[:0])
+	if err != nil || len(ms) == 0 {
+		return false
+	}
+	for i := range ms {
+		if k := ms[i].Kind; k != codec.KindResponse && k != codec.KindError {
+			return false
+		}
+	}
+	return true
 }
 
 func (o *postOutput) Hold() { o.mu.Lock(); o.holds++; o.mu.Unlock() }
