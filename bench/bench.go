@@ -27,7 +27,10 @@ type Result struct {
 	RPS float64 `json:"rps"`
 	// Errors counts failed requests (and failed connects), by kind in ErrorsByKind:
 	// connect, timeout, closed, io, protocol, rpc_<code>, http_<status>.
-	Errors       uint64            `json:"errors"`
+	Errors uint64 `json:"errors"`
+	// Retried counts requests a server-side close left unanswered that were sent
+	// again (--retry-unanswered); they are not errors.
+	Retried      uint64            `json:"retried,omitempty"`
 	ErrorsByKind map[string]uint64 `json:"errorsByKind,omitempty"`
 	ErrorSamples map[string]string `json:"errorSamples,omitempty"`
 	// Latency summarizes all replies; ByMethod per request kind.
@@ -248,6 +251,7 @@ func Run(cfg *Config, progress io.Writer) (*Result, error) {
 		inWindow += pr.OKIn
 		replies += pr.All
 		res.Errors += pr.Errs
+		res.Retried += pr.Retried
 		for k, v := range pr.Errors {
 			res.ErrorsByKind[k] += v
 		}

@@ -76,6 +76,11 @@ type Config struct {
 	// HoldConns keeps idle HTTP sessions' connections open; by default idle
 	// mode closes them after initialize and holds the sessions alone.
 	HoldConns bool `json:"holdConns,omitempty"`
+	// RetryUnanswered counts the requests a server left unanswered when it closed a
+	// connection as retried, not failed, and goes on over a new connection. Correct
+	// against servers that never close with an executed request unanswered, as erlmcp's
+	// drain guarantees (erlmcp upgrade, erlmcp stop): measures "0 failed requests".
+	RetryUnanswered bool `json:"retryUnanswered"`
 	// AllowRemote allows non-loopback targets.
 	AllowRemote bool `json:"-"`
 	// Quiet suppresses the progress line.

@@ -30,6 +30,9 @@ func WriteText(w io.Writer, r *Result) {
 	for _, k := range sortedKeys(r.ErrorsByKind) {
 		fmt.Fprintf(w, "  %s=%d", k, r.ErrorsByKind[k])
 	}
+	if r.Retried > 0 {
+		fmt.Fprintf(w, "  (retried after a server-side close: %d)", r.Retried)
+	}
 	fmt.Fprintln(w)
 	for _, k := range sortedKeys(r.ErrorSamples) {
 		fmt.Fprintf(w, "    e.g. %s\n", r.ErrorSamples[k])

@@ -28,6 +28,7 @@ type runner struct {
 	okIn    atomic.Uint64 // replies after warmup that arrived before stopAt: the throughput numerator
 	all     atomic.Uint64 // replies including warmup and errors: the CPU-per-request denominator
 	errs    atomic.Uint64
+	retried atomic.Uint64 // unanswered at a server-side close, sent again (--retry-unanswered)
 	up      atomic.Int64
 	budget  atomic.Int64
 	bounded bool
@@ -185,7 +186,12 @@ func (r *runner) load(c *conn, sem chan struct{}) {
 		// A server may close after a reply ("Connection: close"): with
 		// nothing in flight that is a reconnect, not an error.
 		clean := errors.Is(err, errServerClosed) && c.inflight == 0
-		if err != nil && !clean {
+		if err != nil && !clean && r.cfg.RetryUnanswered && errKind(err) == "closed" {
+			// The server closed with requests unanswered: not executed, so they are
+			// sent again (as new requests) over the next connection.
+			r.retried.Add(uint64(c.resetInflight()))
+			clean = true
+		} else if err != nil && !clean {
 			r.failErr(err, max(c.resetInflight(), 1))
 		}
 		c.close()
@@ -258,7 +264,7 @@ func (r *runner) idle(c *conn, sem chan struct{}) {
 // result waits for the connections and returns this process's figures.
 func (r *runner) result() *partResult {
 	r.wg.Wait()
-	p := &partResult{OK: r.ok.Load(), OKIn: r.okIn.Load(), All: r.all.Load(), Errs: r.errs.Load(), Errors: r.kinds, Samples: r.samples,
+	p := &partResult{OK: r.ok.Load(), OKIn: r.okIn.Load(), All: r.all.Load(), Errs: r.errs.Load(), Retried: r.retried.Load(), Errors: r.kinds, Samples: r.samples,
 		Init: r.initHist.wire(), CPU: cpuSeconds(syscall.RUSAGE_SELF) - r.cpu0}
 	for k := range r.hist {
 		h := NewHistogram()
@@ -286,6 +292,7 @@ type partResult struct {
 	OKIn    uint64            `json:"okIn"`
 	All     uint64            `json:"all"`
 	Errs    uint64            `json:"errs"`
+	Retried uint64            `json:"retried"`
 	Errors  map[string]uint64 `json:"errors"`
 	Samples map[string]string `json:"samples"`
 	Series  []uint64          `json:"series"`
