@@ -8,8 +8,8 @@ usage() {
   cat <<'USAGE'
 usage: bench/smoke.sh [--conns 200] [--duration 2s] [--bin bin/erlmcp]
 
-Builds bin/erlmcp unless --bin is given, starts it on 127.0.0.1:18380 (metrics
-18390), runs pingpong, pipelined and mixed over TCP, pingpong over HTTP (stateless
+Builds bin/erlmcp unless --bin is given, starts it on free loopback ports (the
+kernel picks them; read back from the daemon's log), runs pingpong, pipelined and mixed over TCP, pingpong over HTTP (stateless
 and session era), and idle, each for --duration; exit 1 if any run has errors.
 USAGE
 }
@@ -29,27 +29,28 @@ if [[ -z $BIN ]]; then
   BIN=$TMP/erlmcp
   (cd "$ROOT" && go build -o "$BIN" ./cmd/erlmcp)
 fi
-PORT=18380 MPORT=18390
 cat >"$TMP/erlmcp.yaml" <<YAML
 server:
   control_socket: $TMP/erlmcp.sock
 transports:
   tcp:
-    addr: 127.0.0.1:$PORT
+    addr: 127.0.0.1:0
 observability:
   metrics:
-    addr: 127.0.0.1:$MPORT
+    addr: 127.0.0.1:0
 logging:
-  level: warn
+  level: info
 rate_limiter:
   enabled: false
 YAML
 "$BIN" start -config "$TMP/erlmcp.yaml" >"$TMP/erlmcp.log" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$TMP"' EXIT
-up=0
-for _ in $(seq 100); do
-  if (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null; then up=1; break; fi
+up=0 PORT="" MPORT=""
+for _ in $(seq 200); do
+  PORT=$(sed -n 's/.*msg=listening transport=tcp addr=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$TMP/erlmcp.log" | head -1)
+  MPORT=$(sed -n 's/.*msg=listening transport=metrics addr=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$TMP/erlmcp.log" | head -1)
+  if [[ -n $PORT && -n $MPORT ]] && (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null; then up=1; break; fi
   kill -0 $PID 2>/dev/null || break
   sleep 0.05
 done
