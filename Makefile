@@ -10,7 +10,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.dat
 MODULE := github.com/erlmcp/erlmcp-go
 BIN := bin/erlmcp
 
-.PHONY: all build run test vet lint unit race conformance bench fuzz clean release
+.PHONY: all build run test vet lint unit flood race conformance bench fuzz clean release
 
 all: build
 
@@ -38,9 +38,16 @@ lint: vet
 
 unit:
 	$(GO) test -count=1 -timeout 15m ./...
+	$(MAKE) flood
 	bash tuning/preflight_test.sh
 	bash deploy/test/deploy_test.sh
 	bash bench/smoke.sh
+
+# The memory-guard flood (200 connections x 10 MiB against a 512 MiB limit, loopback,
+# about 2 s): alone in its own test binary because it sets the process-wide Go memory
+# limit and measures the binary's RSS.
+flood:
+	ERLMCP_FLOOD_TEST=1 $(GO) test -count=1 -timeout 5m -run '^TestMemoryGuardFlood$$' -v ./server/ | grep -E '^(---|ok|FAIL)|peak RSS|outcome'; exit $${PIPESTATUS[0]}
 
 # The official MCP conformance suite against `erlmcp start --profile conformance`, both
 # requirement sets, no expected-failures baseline (installs the suite and Node on first use).

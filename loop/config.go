@@ -86,6 +86,14 @@ type Config struct {
 	// connection until it returns (then the connection is closed); e.g.
 	// fasthttp.Server.ServeConn. If nil every connection speaks lines.
 	HTTP func(c net.Conn) `json:"-"`
+	// Admit, if set, says whether the process can take more memory (e.g. a memory
+	// guard's one atomic load; it must be cheap and safe for concurrent use). It is
+	// consulted when a line-protocol connection opens (a refused one is answered
+	// through OverloadHandler and closed) and each time a connection's unfinished
+	// line grows past AdmitAbove (a refused line is dropped and its rest skipped like
+	// an oversize line, the connection stays open). See admit.go. If nil, everything
+	// is admitted.
+	Admit func() bool `json:"-"`
 	// Logger receives warnings (write failures, dup failures). If nil, logs
 	// are discarded.
 	Logger *slog.Logger `json:"-"`

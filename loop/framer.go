@@ -12,6 +12,9 @@ import (
 // pooled buffer, so the transport can release its read buffer at once (netpoll
 // re-runs OnRequest while unread bytes remain, so leaving them there spins).
 //
+// An unfinished line that grows past AdmitAbove is also dropped and skipped
+// when the sink refuses its growth (Config.Admit, see admit.go).
+//
 // A line is "oversize" when its bytes before '\n' (a trailing '\r' included)
 // exceed max. The oversize callback runs once per such line, as soon as the
 // limit is crossed; the rest of the line is skipped as it arrives and never
@@ -59,6 +62,9 @@ func (f *framer) feed(data []byte, s sink) {
 			}
 			data = data[i+1:]
 		} else {
+			if i < 0 && !f.admit(len(f.partial.B)+len(head), s) {
+				return
+			}
 			f.partial.B = append(f.partial.B, head...)
 			if i < 0 {
 				return
@@ -87,6 +93,9 @@ func (f *framer) feed(data []byte, s sink) {
 	if len(data) > f.max {
 		s.oversize()
 		f.discarding = true
+		return
+	}
+	if !f.admit(f.pending()+len(data), s) {
 		return
 	}
 	if f.partial == nil {

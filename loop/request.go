@@ -74,7 +74,7 @@ const sniffTimeout = 5 * time.Second
 
 // sniff decides the protocol on the first bytes. It returns true for the line
 // protocol (after Handler.Open) and false when the connection was served by
-// Config.HTTP (and is closed).
+// Config.HTTP or refused by Config.Admit (and is closed).
 //
 // Waiting for 4 bytes must not spin OnRequest: when fewer than 4 bytes are
 // buffered and they could still start an HTTP method, sniff blocks in
@@ -108,6 +108,9 @@ func (s *Server) sniff(c *Conn, np netpoll.Connection) bool {
 			c.closeWith(nil)
 			return false
 		}
+	}
+	if !s.admitOpen(c) {
+		return false // refused by Config.Admit; the connection is closed
 	}
 	c.state.Or(stateSniffed | stateOpened)
 	s.cfg.Handler.Open(c)

@@ -35,10 +35,10 @@ type Server struct {
 	live  atomic.Int64 // accepted connections whose finish has not run
 
 	// Stats counters.
-	accepted, activeLine, activeHTTP, bytesIn, bytesOut, frames, oversize, hibernated, wakeups, writes, trims atomic.Uint64
-	reapWG                                                                                                    sync.WaitGroup
-	shutdownOnce                                                                                              sync.Once
-	shutdownErr                                                                                               error
+	accepted, activeLine, activeHTTP, bytesIn, bytesOut, frames, oversize, refused, hibernated, wakeups, writes, trims atomic.Uint64
+	reapWG                                                                                                             sync.WaitGroup
+	shutdownOnce                                                                                                       sync.Once
+	shutdownErr                                                                                                        error
 }
 
 // Stats is a snapshot of a Server's counters.
@@ -50,6 +50,7 @@ type Stats struct {
 	BytesOut   uint64 // bytes written by Reply/Send
 	Frames     uint64 // frames delivered to Handler.Frame
 	Oversize   uint64 // lines reported to Handler.Oversize
+	Refused    uint64 // connections and unfinished lines refused by Config.Admit
 	Hibernated uint64 // connections currently hibernated (pooled buffers released)
 	Wakeups    uint64 // OnRequest calls that consumed bytes
 	Writes     uint64 // socket writes (one per wakeup with replies, one per Send)
@@ -221,6 +222,7 @@ func (s *Server) Stats() Stats {
 		BytesOut:   s.bytesOut.Load(),
 		Frames:     s.frames.Load(),
 		Oversize:   s.oversize.Load(),
+		Refused:    s.refused.Load(),
 		Hibernated: s.hibernated.Load(),
 		Wakeups:    s.wakeups.Load(),
 		Writes:     s.writes.Load(),

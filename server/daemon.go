@@ -143,6 +143,7 @@ func (d *Daemon) LineConfig() loop.Config {
 		KeepAlive:      time.Duration(t.KeepaliveMs) * time.Millisecond,
 		HibernateAfter: hib,
 		Handler:        d.sec.lineHandler(d.srv),
+		Admit:          d.sec.loopAdmit(),
 		HTTP:           d.httpHook(),
 		Logger:         d.log,
 	}

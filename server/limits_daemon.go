@@ -199,10 +199,13 @@ func (d *Daemon) ReloadLimits(st Settings) error {
 	return nil
 }
 
-// lineHandler wraps the line protocol's handler so that a connection opened while the
-// memory guard refuses new work gets one -32004 error line and is closed, before any
-// session exists for it (the issue's "refuses new connections"). HTTP connections are
-// sniffed before Open and are refused per request by AdmitHTTP instead.
+// lineHandler wraps the line protocol's handler so that the memory guard's refusals reach
+// the sender: a connection opened while the guard refuses new work gets one -32004 error
+// line and is closed, before any session exists for it (the issue's "refuses new
+// connections"), and a line that loop stops buffering because the guard refused its growth
+// (loop.Config.Admit, see loopAdmit) is answered with -32004 on a connection that stays
+// open. HTTP connections are sniffed before Open and are refused per request by AdmitHTTP
+// instead.
 func (sec *security) lineHandler(s *Server) loop.Handler {
 	h := s.LineHandler()
 	if sec.lim.MemoryGuard() == nil {
@@ -211,12 +214,26 @@ func (sec *security) lineHandler(s *Server) loop.Handler {
 	return admitConnHandler{Handler: h, lim: sec.lim}
 }
 
-// admitConnHandler refuses connections at Open while the memory guard is overloaded.
+// loopAdmit is loop.Config.Admit: the memory guard's state (one atomic load), nil when the
+// guard is off. loop asks it when a line connection opens and each time a connection's
+// unfinished line grows past loop.AdmitAbove, so a flood of huge messages stops being
+// buffered within one guard sample of the high-water mark instead of each connection
+// holding up to max_request_size.
+func (sec *security) loopAdmit() func() bool {
+	if sec.lim.MemoryGuard() == nil {
+		return nil
+	}
+	return sec.lim.AdmitConn
+}
+
+// admitConnHandler answers the memory guard's refusals on line connections.
 type admitConnHandler struct {
 	loop.Handler
 	lim *Limits
 }
 
+// Open refuses the connection when the guard turned overloaded after loop admitted it (or
+// when loop.Config.Admit is not set, as for ServeStream).
 func (h admitConnHandler) Open(c *loop.Conn) {
 	if !h.lim.AdmitConn() {
 		_ = c.Send(codec.AppendError(nil, codec.NullID, h.lim.OverloadedError()))
@@ -224,4 +241,11 @@ func (h admitConnHandler) Open(c *loop.Conn) {
 		return // no session: Frame and Close ignore the connection
 	}
 	h.Handler.Open(c)
+}
+
+// Overloaded implements loop.OverloadHandler: -32004 with data.retryAfterMs, with a null
+// id since the line was not read to its end. At Open time loop then closes the connection;
+// for a dropped line it stays open.
+func (h admitConnHandler) Overloaded(c *loop.Conn) {
+	c.Reply(codec.AppendError(nil, codec.NullID, h.lim.OverloadedError()))
 }
