@@ -71,6 +71,9 @@ func NewDaemon(st Settings, build BuildInfo, logOut io.Writer) (*Daemon, error) 
 		Instructions:    st.Server.Instructions,
 		PageSize:        st.Server.PageSize,
 		StrictLifecycle: st.Server.StrictLifecycle,
+		// schema_validator.enabled: false turns schema checks off for every tool; the
+		// stricter checks (reject_unknown_fields, strict_mode) follow it in limitsConfig.
+		NoSchemaValidation: !st.SchemaValidator.Enabled,
 		Workers: pool.WorkersConfig{
 			Max:   st.Server.Workers,
 			Queue: st.Server.WorkerQueue,

@@ -84,10 +84,14 @@ type RequestSigningSettings struct {
 	MaxNonces        int    `yaml:"max_nonces" json:"max_nonces"`
 }
 
-// SchemaValidatorSettings is the seed's `schema_validator` (5.4). tools/call arguments are
-// always checked against the tool's inputSchema (a tool opts out with
-// ToolOptions.NoValidation); these keys make it stricter.
+// SchemaValidatorSettings is the seed's `schema_validator` (5.4). While enabled (the
+// default), tools/call arguments are checked against the tool's inputSchema (a tool opts
+// out with ToolOptions.NoValidation) and structured results against its outputSchema; the
+// other keys make it stricter.
 type SchemaValidatorSettings struct {
+	// Enabled: false turns every schema check off for every tool (Config.NoSchemaValidation),
+	// reject_unknown_fields and strict_mode included; schemas are still compiled when a
+	// tool is registered, so a malformed one is refused either way.
 	Enabled bool `yaml:"enabled" json:"enabled"`
 	// RejectUnknownFields refuses argument properties the inputSchema does not declare,
 	// even where the schema leaves additionalProperties open.

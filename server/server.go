@@ -44,6 +44,11 @@ type Config struct {
 	// been answered (error -32008). Default false: requests before initialize are served
 	// with the latest protocol version, so one-shot clients (`echo … | nc`) work.
 	StrictLifecycle bool `json:"strict_lifecycle"`
+	// NoSchemaValidation turns off checking tools/call arguments against each tool's
+	// inputSchema and structured results against its outputSchema, for every tool
+	// (schema_validator.enabled: false). Schemas are still compiled at registration, so
+	// a malformed one is refused there either way.
+	NoSchemaValidation bool `json:"no_schema_validation"`
 	// Workers bounds the goroutines that run slow handlers (tools/call and other user
 	// handlers not marked inline). Defaults in pool.WorkersConfig.
 	Workers pool.WorkersConfig `json:"workers"`
