@@ -84,6 +84,7 @@ func NewDaemon(st Settings, build BuildInfo, logOut io.Writer) (*Daemon, error) 
 		Observer:             obs.observer(),
 		Middleware:           sec.withMiddleware(obs.middleware()),
 		Admit:                sec.admit,
+		ToolAccess:           sec.lim.toolAccess(),
 	})
 	conformance := strings.EqualFold(st.Server.Profile, "conformance")
 	if st.Server.Demo && !conformance { // the suite judges tools/list: only its fixtures

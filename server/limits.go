@@ -263,9 +263,13 @@ func exemptMethod(m string) bool { return m == MethodPing }
 
 // Install sets cfg.Admit to l.Admit and appends l's middleware (tool scopes, schema
 // checks) to cfg.Middleware: the cheap refusals then happen before params are decoded.
+// When auth is required it also sets cfg.ToolAccess, so tools/list shows a caller only
+// the tools its scopes allow and a call to another tool is refused before its arguments
+// are validated.
 // Use either Install or Middleware, not both.
 func (l *Limits) Install(cfg *Config) {
 	cfg.Admit = l.Admit
+	cfg.ToolAccess = l.toolAccess()
 	cfg.Middleware = append(cfg.Middleware[:len(cfg.Middleware):len(cfg.Middleware)], l.middleware(false))
 }
 
@@ -340,6 +344,10 @@ func (l *Limits) middleware(admit bool) Middleware {
 					return nil, err
 				}
 			}
+			if admit && r.Method == MethodToolsList && l.authRequired {
+				res, err := next(ctx, r)
+				return l.filterToolList(r, res), err
+			}
 			var cs *callState
 			if r.Method == MethodToolsCall {
 				cs, _ = r.state.(*callState)
@@ -347,11 +355,8 @@ func (l *Limits) middleware(admit bool) Middleware {
 			if cs == nil {
 				return next(ctx, r)
 			}
-			if l.authRequired {
-				if err := l.scopes.Check(r.Session.Principal(), cs.entry.tool.Name); err != nil {
-					return nil, codec.NewError(codec.CodeForbidden, "%s", strings.TrimPrefix(err.Error(), "limits: ")).
-						WithData(map[string]any{"requiredScopes": l.scopes.Need(cs.entry.tool.Name), "error": "insufficient_scope"})
-				}
+			if err := l.ToolAccess(r, cs.entry.tool.Name); err != nil {
+				return nil, err
 			}
 			if l.cfg.RejectUnknownFields || l.cfg.StrictSchema {
 				if err := l.checkUnknownFields(cs); err != nil {

@@ -83,3 +83,40 @@ func TestSchemaValidatorEnabledSetting(t *testing.T) {
 		}
 	})
 }
+
+// listToolNames pages through tools/list and returns every tool name, failing on an error.
+func listToolNames(t *testing.T, c *client) []string {
+	t.Helper()
+	var names []string
+	cursor := ""
+	for range 100 {
+		var params any
+		if cursor != "" {
+			params = map[string]any{"cursor": cursor}
+		}
+		m := c.call("tools/list", params)
+		if m.Error != nil {
+			t.Fatalf("tools/list: %d %s", m.Error.Code, m.Error.Message)
+		}
+		var res struct {
+			Tools []struct {
+				Name string `json:"name"`
+			} `json:"tools"`
+			NextCursor string `json:"nextCursor"`
+		}
+		if err := json.Unmarshal(m.Result, &res); err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Tools) == 0 && res.NextCursor != "" {
+			t.Fatal("empty page with a cursor")
+		}
+		for _, tl := range res.Tools {
+			names = append(names, tl.Name)
+		}
+		if cursor = res.NextCursor; cursor == "" {
+			return names
+		}
+	}
+	t.Fatal("tools/list does not end")
+	return nil
+}

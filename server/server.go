@@ -49,6 +49,11 @@ type Config struct {
 	// (schema_validator.enabled: false). Schemas are still compiled at registration, so
 	// a malformed one is refused there either way.
 	NoSchemaValidation bool `json:"no_schema_validation"`
+	// ToolAccess, if set, says whether r's caller may use a tool (Limits: it holds the
+	// tool's scopes): tools/list shows only the tools it returns nil for (pages still hold
+	// PageSize of them), and tools/call of another tool fails with its error before the
+	// arguments are validated.
+	ToolAccess func(r *Request, tool string) error `json:"-"`
 	// Workers bounds the goroutines that run slow handlers (tools/call and other user
 	// handlers not marked inline). Defaults in pool.WorkersConfig.
 	Workers pool.WorkersConfig `json:"workers"`

@@ -153,7 +153,14 @@ func (s *Server) listTools(ctx context.Context, r *Request) (any, error) {
 	if err := decodeParams(r, &p); err != nil {
 		return nil, err
 	}
-	es, next, err := s.tools.page(p.Cursor, s.cfg.PageSize)
+	var es []regEntry[*toolEntry]
+	var next string
+	var err error
+	if access := s.cfg.ToolAccess; access != nil {
+		es, next, err = pageVisible(&s.tools, p.Cursor, s.cfg.PageSize, func(e *toolEntry) bool { return access(r, e.tool.Name) == nil })
+	} else {
+		es, next, err = s.tools.page(p.Cursor, s.cfg.PageSize)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -185,6 +192,11 @@ func (s *Server) prepareCallTool(r *Request) (bool, error) {
 		return false, codec.NewError(codec.CodeInvalidParams, "unknown tool %q", snippet(cs.params.Name))
 	}
 	cs.entry = e
+	if s.cfg.ToolAccess != nil {
+		if err := s.cfg.ToolAccess(r, e.tool.Name); err != nil {
+			return false, err
+		}
+	}
 	if e.input != nil && !s.cfg.NoSchemaValidation {
 		if err := validateArgs(e.input, cs.params.Arguments); err != nil {
 			return false, codec.NewError(codec.CodeInvalidParams, "tool %q: invalid arguments: %v", e.tool.Name, err)
