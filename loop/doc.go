@@ -29,6 +29,12 @@
 //		}
 //	}
 //
+// Memory admission: with Config.Admit set (e.g. a memory guard), a line
+// connection is refused at open and an unfinished line stops being buffered
+// past AdmitAbove (64 KiB) while Admit says no; the Handler hears of it through
+// the optional OverloadHandler (admit.go). Without it, a connection costs up to
+// MaxFrameBytes of buffered partial line.
+//
 // netpoll is configured once per process (Config.Pollers, Config.BufferSize):
 // the first Listen wins.
 package loop

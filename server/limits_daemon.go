@@ -211,7 +211,7 @@ func (sec *security) lineHandler(s *Server) loop.Handler {
 	if sec.lim.MemoryGuard() == nil {
 		return h
 	}
-	return admitConnHandler{Handler: h, lim: sec.lim}
+	return admitConnHandler{Handler: h, lim: sec.lim, s: s}
 }
 
 // loopAdmit is loop.Config.Admit: the memory guard's state (one atomic load), nil when the
@@ -230,6 +230,7 @@ func (sec *security) loopAdmit() func() bool {
 type admitConnHandler struct {
 	loop.Handler
 	lim *Limits
+	s   *Server
 }
 
 // Open refuses the connection when the guard turned overloaded after loop admitted it (or
@@ -244,8 +245,8 @@ func (h admitConnHandler) Open(c *loop.Conn) {
 }
 
 // Overloaded implements loop.OverloadHandler: -32004 with data.retryAfterMs, with a null
-// id since the line was not read to its end. At Open time loop then closes the connection;
-// for a dropped line it stays open.
+// id since the line was not read to its end, counted by the observer like any error reply.
+// At Open time loop then closes the connection; for a dropped line it stays open.
 func (h admitConnHandler) Overloaded(c *loop.Conn) {
-	c.Reply(codec.AppendError(nil, codec.NullID, h.lim.OverloadedError()))
+	h.s.ReplyError(c, h.lim.OverloadedError(), c.Transport())
 }
