@@ -221,7 +221,8 @@ func (s *Server) finish(r *Request, res any, err error, start time.Time, async b
 	if err == nil {
 		b, err = codec.AppendResult(buf.B[:0], r.ID, res)
 		if err == nil && r.version >= proto20260728 {
-			b = stampResult(b, r.Method)
+			// A tools/list filtered by the caller's scopes is that caller's alone.
+			b = stampResult(b, r.Method, r.Method == MethodToolsList && s.cfg.ToolAccess != nil)
 		}
 		if err == nil && len(b) > s.cfg.MaxResponseBytes {
 			err = codec.NewError(codec.CodeResponseTooLarge, "response of %d bytes exceeds message_size.max_response_size (%d bytes)", len(b), s.cfg.MaxResponseBytes).

@@ -332,8 +332,9 @@ var cacheableMethods = map[string]bool{
 
 // stampResult adds resultType (and ttlMs/cacheScope for cacheable methods) to an encoded
 // result message of a 2026-07-28 request, unless the result already says its type. msg is
-// {"jsonrpc":"2.0","id":…,"result":{…}} as codec.AppendResult writes it.
-func stampResult(msg []byte, method string) []byte {
+// {"jsonrpc":"2.0","id":…,"result":{…}} as codec.AppendResult writes it. private marks a
+// result that depends on who asked (cacheScope "private").
+func stampResult(msg []byte, method string, private bool) []byte {
 	i := bytes.Index(msg, []byte(`"result":{`))
 	if i < 0 {
 		return msg
@@ -344,7 +345,11 @@ func stampResult(msg []byte, method string) []byte {
 	}
 	ins := `"resultType":"complete"`
 	if cacheableMethods[method] {
-		ins += `,"ttlMs":0,"cacheScope":"public"`
+		scope := "public"
+		if private {
+			scope = "private"
+		}
+		ins += `,"ttlMs":0,"cacheScope":"` + scope + `"`
 	}
 	if at < len(msg) && msg[at] != '}' {
 		ins += ","
