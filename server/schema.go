@@ -19,8 +19,13 @@ func compileSchema(raw json.RawMessage) (*jsonschema.Resolved, error) {
 }
 
 // validateArgs checks a raw arguments object against a compiled schema. Absent arguments
-// are checked as {}.
-func validateArgs(rs *jsonschema.Resolved, args json.RawMessage) error {
+// are checked as {}. fast, when not nil, vouches for valid arguments in one walk over the
+// bytes (fastschema.go); what it cannot vouch for is decoded and checked by jsonschema-go,
+// which gives the verdict and the error message.
+func validateArgs(rs *jsonschema.Resolved, fast *fastSchema, args json.RawMessage) error {
+	if fast != nil && fast.accepts(args) {
+		return nil
+	}
 	var v any = map[string]any{}
 	if len(args) > 0 && string(args) != "null" {
 		if err := codec.Unmarshal(args, &v); err != nil {
@@ -33,11 +38,15 @@ func validateArgs(rs *jsonschema.Resolved, args json.RawMessage) error {
 	return rs.Validate(v)
 }
 
-// validateValue checks a Go value against a schema by way of its JSON form.
-func validateValue(rs *jsonschema.Resolved, val any) error {
+// validateValue checks a Go value against a schema by way of its JSON form; fast as in
+// validateArgs.
+func validateValue(rs *jsonschema.Resolved, fast *fastSchema, val any) error {
 	b, err := codec.Marshal(val)
 	if err != nil {
 		return err
+	}
+	if fast != nil && fast.acceptsValue(b) {
+		return nil
 	}
 	var v any
 	if err := codec.Unmarshal(b, &v); err != nil {

@@ -29,6 +29,9 @@ type toolEntry struct {
 	opts    ToolOptions
 	input   *jsonschema.Resolved // nil: no validation
 	output  *jsonschema.Resolved // nil: no outputSchema
+	// inFast and outFast are input and output compiled for the fast path (fastschema.go);
+	// nil when the schema uses keywords outside its subset.
+	inFast, outFast *fastSchema
 }
 
 // AddTool registers (or replaces) a tool served by h with raw arguments. The tool's
@@ -51,11 +54,13 @@ func (s *Server) AddTool(t *Tool, opts ToolOptions, h ToolHandler) error {
 		if e.input, err = compileSchema(tc.InputSchema); err != nil {
 			return fmt.Errorf("server: AddTool %q: inputSchema: %w", t.Name, err)
 		}
+		e.inFast = compileFast(e.input)
 	}
 	if len(tc.OutputSchema) > 0 {
 		if e.output, err = compileSchema(tc.OutputSchema); err != nil {
 			return fmt.Errorf("server: AddTool %q: outputSchema: %w", t.Name, err)
 		}
+		e.outFast = compileFast(e.output)
 	}
 	s.tools.put(tc.Name, e)
 	s.listChanged(NotificationToolListChanged)
@@ -198,7 +203,7 @@ func (s *Server) prepareCallTool(r *Request) (bool, error) {
 		}
 	}
 	if e.input != nil && !s.cfg.NoSchemaValidation {
-		if err := validateArgs(e.input, cs.params.Arguments); err != nil {
+		if err := validateArgs(e.input, e.inFast, cs.params.Arguments); err != nil {
 			return false, codec.NewError(codec.CodeInvalidParams, "tool %q: invalid arguments: %v", e.tool.Name, err)
 		}
 	}
@@ -226,7 +231,7 @@ func (s *Server) callTool(ctx context.Context, r *Request) (any, error) {
 		res.Content = []Content{}
 	}
 	if cs.entry.output != nil && !res.IsError && res.StructuredContent != nil && !s.cfg.NoSchemaValidation {
-		if err := validateValue(cs.entry.output, res.StructuredContent); err != nil {
+		if err := validateValue(cs.entry.output, cs.entry.outFast, res.StructuredContent); err != nil {
 			s.log.Warn("tool output does not match its outputSchema", "tool", cs.entry.tool.Name, "err", err)
 			return nil, codec.NewError(codec.CodeInternalError, "tool %q produced output that does not match its outputSchema: %v", cs.entry.tool.Name, err)
 		}
