@@ -10,7 +10,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.dat
 MODULE := github.com/erlmcp/erlmcp-go
 BIN := bin/erlmcp
 
-.PHONY: all build run test vet lint unit flood race conformance bench fuzz clean release
+.PHONY: all build run test vet lint unit flood race conformance conformance-cluster bench fuzz clean release
 
 all: build
 
@@ -21,7 +21,7 @@ build:
 run: build
 	./$(BIN) start
 
-test: lint unit race conformance
+test: lint unit race conformance conformance-cluster
 	@echo "make test: all checks passed"
 
 vet:
@@ -53,6 +53,12 @@ flood:
 # requirement sets, no expected-failures baseline (installs the suite and Node on first use).
 conformance:
 	bash .ci/conformance.sh
+
+# The same suite through haproxy (deploy/haproxy/haproxy.cfg) in front of three nodes in
+# cluster mode sharing one redis-server: the stateless era round-robin with no stickiness,
+# the session era with Mcp-Session-Id stickiness (issue 8; about 20 s).
+conformance-cluster:
+	bash .ci/conformance-cluster.sh
 
 race:
 	$(GO) test -count=1 -race -timeout 20m ./codec/... ./loop/... ./pool/... ./limits/... ./server/...
