@@ -186,7 +186,7 @@ type callState struct {
 // anything is queued, so bad calls are refused at once, inline.
 func (s *Server) prepareCallTool(r *Request) (bool, error) {
 	cs := &callState{}
-	if err := decodeParams(r, &cs.params); err != nil {
+	if err := decodeCallParams(r, &cs.params); err != nil {
 		return false, err
 	}
 	if cs.params.Name == "" {
