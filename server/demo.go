@@ -34,10 +34,20 @@ type SleepArgs struct {
 // DemoReadme is the text of the demo resource erlmcp://demo/readme.
 const DemoReadme = "erlmcp-go demo resource: this server answers MCP over newline-delimited JSON-RPC on TCP, stdio and HTTP.\n"
 
+// DemoNoteURI is the demo's subscribable resource: write_note sets its text and raises
+// notifications/resources/updated for it (to every node's subscribers in cluster mode).
+const DemoNoteURI = "erlmcp://demo/note"
+
+// WriteNoteArgs is the input of the demo tool write_note.
+type WriteNoteArgs struct {
+	Text string `json:"text" jsonschema:"the note's new text"`
+}
+
 // RegisterDemo registers the built-in demo tools, resources and prompts, so a fresh
 // install answers tools/list, resources/list and prompts/list with something real:
-//   - tools echo {text}, add {a, b}, time {}, sleep {ms, steps, busy}
-//   - resource erlmcp://demo/readme and template erlmcp://demo/greeting/{name}
+//   - tools echo {text}, add {a, b}, time {}, sleep {ms, steps, busy}, write_note {text}
+//   - resources erlmcp://demo/readme and erlmcp://demo/note (subscribe to it, then call
+//     write_note), template erlmcp://demo/greeting/{name}
 //   - prompt greet {name (required), style} with completion of style
 func RegisterDemo(s *Server) error {
 	yes := true
@@ -94,6 +104,24 @@ func RegisterDemo(s *Server) error {
 		Description: "A short text about this server.",
 	}, ResourceOptions{Inline: true}, func(ctx context.Context, r *Request, uri string, _ map[string]string) (*ReadResourceResult, error) {
 		return &ReadResourceResult{Contents: []*ResourceContents{{URI: uri, MimeType: "text/plain", Text: DemoReadme}}}, nil
+	}))
+	var note atomic.Pointer[string] // the note's text on this node
+	empty := ""
+	note.Store(&empty)
+	add(s.AddResource(&Resource{
+		URI: DemoNoteURI, Name: "note", Title: "Demo note", MimeType: "text/plain",
+		Description: "A note set by the write_note tool; subscribe to hear when it changes.",
+	}, ResourceOptions{Inline: true}, func(ctx context.Context, r *Request, uri string, _ map[string]string) (*ReadResourceResult, error) {
+		return &ReadResourceResult{Contents: []*ResourceContents{{URI: uri, MimeType: "text/plain", Text: *note.Load()}}}, nil
+	}))
+	add(AddToolWith(s, &Tool{
+		Name: "write_note", Title: "Write the note", Description: "Sets the text of " + DemoNoteURI + " and notifies its subscribers (on every node in cluster mode; the text itself stays on the node that wrote it).",
+		Annotations: &ToolAnnotations{IdempotentHint: &yes},
+	}, ToolOptions{Inline: true}, func(ctx context.Context, r *Request, in WriteNoteArgs) (*CallToolResult, any, error) {
+		text := in.Text
+		note.Store(&text)
+		s.ResourceUpdated(DemoNoteURI)
+		return &CallToolResult{Content: []Content{Text(fmt.Sprintf("note written (%d bytes)", len(text)))}}, nil, nil
 	}))
 	add(s.AddResourceTemplate(&ResourceTemplate{
 		URITemplate: "erlmcp://demo/greeting/{name}", Name: "greeting", Title: "Greeting", MimeType: "text/plain",

@@ -20,7 +20,7 @@ func TestToolsListAndCall(t *testing.T) {
 			t.Fatalf("tool %s inputSchema = %s", tl.Name, tl.InputSchema)
 		}
 	}
-	if got := strings.Join(names, ","); got != "add,echo,sleep,time" {
+	if got := strings.Join(names, ","); got != "add,echo,sleep,time,write_note" {
 		t.Fatalf("tools = %s", got)
 	}
 
@@ -165,7 +165,7 @@ func TestResources(t *testing.T) {
 	c := dial(t, startTCP(t, s))
 	c.initialize("2025-11-25")
 	list := result[ListResourcesResult](t, c.call("resources/list", nil))
-	if len(list.Resources) != 1 || list.Resources[0].URI != "erlmcp://demo/readme" {
+	if len(list.Resources) != 2 || list.Resources[0].URI != DemoNoteURI || list.Resources[1].URI != "erlmcp://demo/readme" {
 		t.Fatalf("resources = %+v", list.Resources)
 	}
 	read := result[ReadResourceResult](t, c.call("resources/read", map[string]any{"uri": "erlmcp://demo/readme"}))
