@@ -366,9 +366,19 @@ type httpSession struct {
 const maxKeptStreams = 16
 
 func (h *HTTP) newSession(transport string) *httpSession {
+	return h.newSessionAs(transport, NewSessionID(), false)
+}
+
+// newSessionAs makes a session with id; a shared one (a Streamable HTTP session, not a
+// legacy HTTP+SSE one) is shared with the other nodes in cluster mode.
+func (h *HTTP) newSessionAs(transport, id string, shared bool) *httpSession {
 	hs := &httpSession{h: h, standalone: newSSEStream(0, h.cfg.EventStoreSize), endedCh: make(chan struct{})}
 	hs.touch()
-	hs.ss = h.srv.NewSession(transport, NewSessionID(), hs.standalone)
+	var out Output = hs.standalone
+	if cn := h.srv.cluster; cn != nil && shared {
+		out = cn.output(hs, id)
+	}
+	hs.ss = h.srv.NewSession(transport, id, out)
 	hs.ss.SetValue(hs)
 	return hs
 }
@@ -478,6 +488,9 @@ func (h *HTTP) sessionFor(ctx *fasthttp.RequestCtx, id codec.ID) *httpSession {
 		return nil
 	}
 	hs := h.lookup(sid)
+	if cn := h.srv.cluster; cn != nil {
+		hs = cn.resolve(h, hs, sid) // re-hydrated from Redis when held by another node
+	}
 	if hs == nil {
 		h.writeError(ctx, fasthttp.StatusNotFound, id, codec.NewError(codec.CodeSessionNotFound,
 			"session %q not found: it ended or expired; initialize a new one", snippet(sid)))
@@ -544,7 +557,7 @@ func (h *HTTP) servePost(ctx *fasthttp.RequestCtx) {
 			}
 			break // initialize again on a live session: the server answers -32600
 		}
-		hs = h.newSession("http")
+		hs = h.newSessionAs("http", NewSessionID(), true)
 		ctx.Response.Header.Set(hdrSessionID, hs.ss.ID())
 	default:
 		if e := checkProtocolHeader(ctx); e != nil {
@@ -749,6 +762,9 @@ func (h *HTTP) serveGet(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("text/event-stream")
 	ctx.Response.Header.Set("Cache-Control", "no-cache, no-transform")
 	gen := st.attach()
+	if cn := h.srv.cluster; cn != nil && st == hs.standalone {
+		cn.streamOpened(hs) // this node is the session's owner now
+	}
 	h.streams.Add(1)
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer h.streams.Add(-1)
@@ -770,6 +786,9 @@ func (h *HTTP) serveDelete(ctx *fasthttp.RequestCtx) {
 	hs := h.sessionFor(ctx, codec.NullID)
 	if hs == nil {
 		return
+	}
+	if cn := h.srv.cluster; cn != nil {
+		cn.deleted(hs) // every node drops its copy
 	}
 	hs.end()
 	ctx.SetStatusCode(fasthttp.StatusNoContent)

@@ -45,6 +45,9 @@ func (s *Server) initialize(ctx context.Context, r *Request) (any, error) {
 	ss.clientInfo = &info
 	ss.clientCaps = &caps
 	ss.mu.Unlock()
+	if cn := s.cluster; cn != nil {
+		cn.initialized(ss) // the session's record, for the other nodes
+	}
 	return &InitializeResult{
 		ProtocolVersion: v.String(),
 		Capabilities:    s.capabilities(),
@@ -98,6 +101,9 @@ func (s *Server) setLevel(ctx context.Context, r *Request) (any, error) {
 	r.Session.mu.Lock()
 	r.Session.logLevel = sev
 	r.Session.mu.Unlock()
+	if cn := s.cluster; cn != nil {
+		cn.levelSet(r.Session, p.Level)
+	}
 	return &EmptyResult{}, nil
 }
 

@@ -75,8 +75,13 @@ func (s *Server) RemoveResources(uris ...string) int {
 }
 
 // ResourceUpdated tells every session subscribed to uri that it changed
-// (notifications/resources/updated).
+// (notifications/resources/updated). In cluster mode the sessions held by every node are
+// told, each once.
 func (s *Server) ResourceUpdated(uri string) {
+	if cn := s.cluster; cn != nil {
+		cn.resourceUpdated(uri)
+		return
+	}
 	for _, ss := range s.subs.subscribers(uri) {
 		_ = ss.Notify(NotificationResourceUpdated, &ResourceUpdatedParams{URI: uri})
 	}
@@ -202,6 +207,9 @@ func (s *Server) subscribe(ctx context.Context, r *Request) (any, error) {
 	ss.mu.Unlock()
 	if !had {
 		s.subs.add(p.URI, ss)
+		if cn := s.cluster; cn != nil {
+			cn.subscribed(ss, p.URI, true)
+		}
 	}
 	return &EmptyResult{}, nil
 }
@@ -218,12 +226,19 @@ func (s *Server) unsubscribe(ctx context.Context, r *Request) (any, error) {
 	ss.mu.Unlock()
 	if had {
 		s.subs.remove(p.URI, ss)
+		if cn := s.cluster; cn != nil {
+			cn.subscribed(ss, p.URI, false)
+		}
 	}
 	return &EmptyResult{}, nil
 }
 
 // listChanged tells every initialized session that a list changed.
 func (s *Server) listChanged(method string) {
+	if cn := s.cluster; cn != nil {
+		cn.listChanged(method)
+		return
+	}
 	if s.sessions.len() == 0 {
 		return
 	}

@@ -146,6 +146,10 @@ type Server struct {
 	sessions sessionTable
 	subs     subscriptions
 
+	// cluster is cluster mode's side (cluster.go); nil when off, which every hook checks
+	// first and which costs nothing else.
+	cluster *clusterNode
+
 	// handle is the middleware-wrapped request handler.
 	handle Handler
 

@@ -508,8 +508,15 @@ var stateKey = func() []byte {
 }()
 
 // sealState returns state with an HMAC-SHA256 tag: "<base64url(state)>.<base64url(tag)>".
+// In cluster mode the key is the one the nodes share, so the retry may reach any node.
 func (s *Server) sealState(state string) string {
-	mac := hmac.New(sha256.New, stateKey)
+	key := stateKey
+	if cn := s.cluster; cn != nil {
+		if k := cn.c.StateKey(); k != nil {
+			key = k
+		}
+	}
+	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte(state))
 	enc := base64.RawURLEncoding
 	return enc.EncodeToString([]byte(state)) + "." + enc.EncodeToString(mac.Sum(nil))
@@ -530,7 +537,9 @@ func (s *Server) openState(sealed string) (string, bool) {
 	mac := hmac.New(sha256.New, stateKey)
 	mac.Write(body)
 	if !hmac.Equal(tag, mac.Sum(nil)) {
-		return "", false
+		if cn := s.cluster; cn == nil || !cn.verifyState(body, tag) {
+			return "", false
+		}
 	}
 	return string(body), true
 }

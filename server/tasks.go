@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/erlmcp/erlmcp-go/codec"
+	"github.com/erlmcp/erlmcp-go/server/cluster"
 )
 
 // The tasks extension (io.modelcontextprotocol/tasks, SEP-2663 "tasks v2") on the
@@ -67,6 +68,7 @@ func (t *Task) Input(ctx context.Context, reqs map[string]InputRequest) (map[str
 	t.responses = make(map[string]json.RawMessage, len(reqs))
 	t.status, t.updated = TaskInputRequired, time.Now()
 	t.mu.Unlock()
+	t.changed()
 	for {
 		t.mu.Lock()
 		if len(t.requests) == 0 {
@@ -74,6 +76,7 @@ func (t *Task) Input(ctx context.Context, reqs map[string]InputRequest) (map[str
 			t.responses = nil
 			t.status, t.updated = TaskWorking, time.Now()
 			t.mu.Unlock()
+			t.changed()
 			return got, nil
 		}
 		t.mu.Unlock()
@@ -81,6 +84,16 @@ func (t *Task) Input(ctx context.Context, reqs map[string]InputRequest) (map[str
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-t.wake:
+		}
+	}
+}
+
+// changed tells the cluster, in cluster mode, that the task's status changed (its record
+// is rewritten by the writer goroutine).
+func (t *Task) changed() {
+	if t.store != nil {
+		if cn := t.store.srv.cluster; cn != nil {
+			cn.c.SaveTask(t.id)
 		}
 	}
 }
@@ -207,12 +220,16 @@ func (st *taskStore) start(fn TaskFunc, args json.RawMessage) *Task {
 	}
 	st.tasks[t.id] = t
 	st.mu.Unlock()
+	if cn := st.srv.cluster; cn != nil {
+		cn.taskCreated(t) // before it runs: later changes are written after this
+	}
 	args = append(json.RawMessage(nil), args...)
 	st.wg.Add(1)
 	go func() {
 		defer st.wg.Done()
 		defer cancel()
 		res, err := fn(ctx, t, args)
+		defer t.changed() // after the unlock below
 		t.mu.Lock()
 		defer t.mu.Unlock()
 		if t.status == TaskCancelled {
@@ -318,6 +335,9 @@ type ackResult struct {
 type taskParams struct {
 	TaskID         string                     `json:"taskId"`
 	InputResponses map[string]json.RawMessage `json:"inputResponses"`
+
+	// remote is the record of a task another node runs (cluster mode).
+	remote *cluster.TaskRecord
 }
 
 // taskFor decodes params and finds the task, after the capability check.
@@ -331,15 +351,23 @@ func (s *Server) taskFor(r *Request) (*Task, *taskParams, error) {
 	}
 	t := s.tasks().get(p.TaskID)
 	if t == nil {
+		if cn := s.cluster; cn != nil {
+			if p.remote = cn.remoteTask(p.TaskID); p.remote != nil {
+				return nil, &p, nil
+			}
+		}
 		return nil, nil, codec.NewError(codec.CodeInvalidParams, "unknown task %q", snippet(p.TaskID)).WithData(map[string]any{"taskId": p.TaskID})
 	}
 	return t, &p, nil
 }
 
 func (s *Server) tasksGet(ctx context.Context, r *Request) (any, error) {
-	t, _, err := s.taskFor(r)
+	t, p, err := s.taskFor(r)
 	if err != nil {
 		return nil, err
+	}
+	if p.remote != nil {
+		return s.cluster.remoteDetail(p.remote)
 	}
 	return t.detail(), nil
 }
@@ -349,9 +377,19 @@ func (s *Server) tasksUpdate(ctx context.Context, r *Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if p.remote != nil {
+		return s.cluster.remoteUpdate(p.remote, p.InputResponses)
+	}
+	t.update(p.InputResponses)
+	return &ackResult{ResultType: "complete"}, nil
+}
+
+// update takes answers to the task's input requests (tasks/update); keys it did not ask
+// for are ignored.
+func (t *Task) update(responses map[string]json.RawMessage) {
 	t.mu.Lock()
-	for k, v := range p.InputResponses {
-		if _, asked := t.requests[k]; asked { // unknown keys are ignored
+	for k, v := range responses {
+		if _, asked := t.requests[k]; asked {
 			t.responses[k] = append(json.RawMessage(nil), v...)
 			delete(t.requests, k)
 		}
@@ -362,14 +400,22 @@ func (s *Server) tasksUpdate(ctx context.Context, r *Request) (any, error) {
 	case t.wake <- struct{}{}:
 	default:
 	}
-	return &ackResult{ResultType: "complete"}, nil
 }
 
 func (s *Server) tasksCancel(ctx context.Context, r *Request) (any, error) {
-	t, _, err := s.taskFor(r)
+	t, p, err := s.taskFor(r)
 	if err != nil {
 		return nil, err
 	}
+	if p.remote != nil {
+		return s.cluster.remoteCancel(p.remote)
+	}
+	t.cancelNow()
+	return &ackResult{ResultType: "complete"}, nil
+}
+
+// cancelNow cancels the task (tasks/cancel); an ended task stays as it ended.
+func (t *Task) cancelNow() {
 	t.mu.Lock()
 	if !terminal(t.status) {
 		t.status, t.updated, t.requests = TaskCancelled, time.Now(), nil
@@ -378,7 +424,7 @@ func (s *Server) tasksCancel(ctx context.Context, r *Request) (any, error) {
 	if t.cancel != nil {
 		t.cancel()
 	}
-	return &ackResult{ResultType: "complete"}, nil
+	t.changed()
 }
 
 // The tasks methods join the dispatch table. init functions of a package run in file
