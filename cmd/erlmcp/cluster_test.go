@@ -471,3 +471,45 @@ http {
 	}
 	return conf
 }
+
+// Draining: `erlmcp upgrade` hands the listening socket to the new process, so haproxy sees
+// no gap and the session, unknown to the new process, is re-hydrated from Redis under the
+// same node; `erlmcp stop` closes the listener and turns /ready false, haproxy retries the
+// next request on the other node (which re-hydrates the session) and marks the node DOWN.
+func TestClusterUpgradeAndStopBehindHAProxy(t *testing.T) {
+	r := startRedis(t)
+	nodes := startClusterNodes(t, r, []string{"a", "b"})
+	lb := startHAProxy(t, hostports(nodes))
+
+	s, created := newSession(t, lb.url)
+	xi := indexOf(t, created, nodes)
+	s.mustCall("logging/setLevel", map[string]any{"level": "debug"})
+	waitRedisSession(t, r, testPrefix(t), s.id, "")
+
+	out, err := nodes[xi].admin("upgrade")
+	if err != nil || !strings.Contains(out, "old process stopped") {
+		t.Fatalf("upgrade of %s: %v: %s", nodes[xi].name, err, out)
+	}
+	for i := 0; i < 3; i++ {
+		a := s.mustCall("tools/call", map[string]any{"name": "echo", "arguments": map[string]any{"text": "upgraded"}})
+		if a.Backend != created || toolText(a) != "upgraded" {
+			t.Fatalf("after the upgrade of %s: answer from %s: %s", created, a.Backend, a.Body)
+		}
+	}
+	if st, _ := lb.serverStatus(); !strings.HasPrefix(st[created], "UP") {
+		t.Fatalf("haproxy status of %s after the upgrade: %v (an upgrade must not take the node out)", created, st)
+	}
+	if cs := nodeStatus(t, nodes[xi]); cs.Node != nodes[xi].name {
+		t.Fatalf("the upgraded process is node %q, want %q", cs.Node, nodes[xi].name)
+	}
+
+	out, err = nodes[xi].admin("stop")
+	if err != nil {
+		t.Fatalf("stop %s: %v: %s", nodes[xi].name, err, out)
+	}
+	a := s.mustCall("tools/call", map[string]any{"name": "echo", "arguments": map[string]any{"text": "moved"}})
+	if a.Backend == created || toolText(a) != "moved" {
+		t.Fatalf("after stopping %s: answer from %s: %s", created, a.Backend, a.Body)
+	}
+	lb.waitStatus(5*time.Second, func(st map[string]string) bool { return strings.HasPrefix(st[created], "DOWN") }, created+" DOWN after erlmcp stop")
+}
