@@ -368,6 +368,7 @@ func (d *Daemon) Versions() VersionsInfo {
 	feat(st.Auth.Enabled, "auth")
 	feat(st.RequestSigning.Enabled, "request_signing")
 	feat(st.SchemaValidator.Enabled, "schema_validator")
+	feat(st.Cluster.Enabled, "cluster")
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, m := range bi.Deps {
 			if m.Replace != nil {
@@ -395,6 +396,8 @@ type StatusInfo struct {
 	DisabledTools []string          `json:"disabled_tools,omitempty"`
 	Config        string            `json:"config,omitempty"`
 	Control       string            `json:"control_socket"`
+	// Cluster is cluster mode's state (node, Redis, nodes seen), when it is on.
+	Cluster *ClusterStatus `json:"cluster,omitempty"`
 }
 
 // Status returns memory (total and by kind), connections by transport, sessions,
@@ -402,7 +405,8 @@ type StatusInfo struct {
 func (d *Daemon) Status() StatusInfo {
 	s := StatusInfo{Version: d.build.Version, PID: os.Getpid(), UptimeS: time.Since(d.started).Seconds(),
 		Ready: d.obs.ready.Ready(), Goroutines: runtime.NumGoroutine(),
-		Sessions: d.srv.Stats().Sessions, Connections: map[string]int64{}, Memory: map[string]uint64{}}
+		Sessions: d.srv.Stats().Sessions, Connections: map[string]int64{}, Memory: map[string]uint64{},
+		Cluster: d.clusterStatus()}
 	if !s.Ready {
 		s.NotReady = d.obs.ready.Reasons().String()
 	}

@@ -99,6 +99,9 @@ func NewDaemon(st Settings, build BuildInfo, logOut io.Writer) (*Daemon, error) 
 	}
 	d := &Daemon{st: st, build: build, log: log, srv: srv, obs: obs, sec: sec, done: make(chan struct{})}
 	obs.addChecks(d)
+	if err := d.buildCluster(); err != nil { // cluster.enabled: cluster_daemon.go
+		return nil, err
+	}
 	if st.Transports.HTTP.Enabled {
 		d.http = srv.NewHTTP(st.httpConfig(st.Transports.TCP.Addr))
 	}
@@ -165,6 +168,7 @@ func msOrNever(ms int) time.Duration {
 func (d *Daemon) Start() error {
 	d.started = time.Now()
 	d.applyDisabledTools(d.st.Server.DisabledTools)
+	d.startCluster() // before the listeners: the registry is read before the first request
 	if d.st.Transports.TCP.Enabled {
 		ln, err := d.listenLine() // the socket handed over at an upgrade, else bound (upgrade.go)
 		if err != nil {
@@ -219,6 +223,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		}
 		err = errors.Join(err, d.stopSecurity(ctx))
 		err = errors.Join(err, d.srv.Shutdown(ctx))
+		err = errors.Join(err, d.stopCluster(ctx))
 		d.wg.Wait()
 		err = errors.Join(err, d.stopObservability(ctx))
 		d.log.Info("stopped", "uptime", time.Since(d.started).Round(time.Millisecond).String())

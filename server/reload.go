@@ -154,7 +154,7 @@ func diffSettings(a, b Settings) ([]KeyChange, error) {
 
 func secretKey(k string) bool {
 	k = strings.ToLower(k)
-	for _, w := range []string{"secret", "password", "token", "signing_key", "api_keys", "hmac"} {
+	for _, w := range []string{"secret", "password", "token", "signing_key", "api_keys", "hmac", "state_key", "redis_url"} {
 		if strings.Contains(k, w) {
 			return true
 		}

@@ -29,6 +29,8 @@ type Settings struct {
 	Auth            AuthSettings            `yaml:"auth" json:"auth"`
 	RequestSigning  RequestSigningSettings  `yaml:"request_signing" json:"request_signing"`
 	SchemaValidator SchemaValidatorSettings `yaml:"schema_validator" json:"schema_validator"`
+	// Cluster is cluster mode: nodes sharing sessions through Redis (cluster_settings.go).
+	Cluster ClusterSettings `yaml:"cluster" json:"cluster"`
 }
 
 // ServerSettings is the `server:` section.
@@ -142,6 +144,7 @@ func DefaultSettings() Settings {
 		MemoryGuard:     defaultMemoryGuard(),
 		RequestSigning:  defaultRequestSigning(),
 		SchemaValidator: defaultSchemaValidator(),
+		Cluster:         defaultCluster(),
 	}
 }
 
@@ -233,7 +236,7 @@ func (st *Settings) applyEnv(getenv func(string) string) error {
 	if err := st.Observability.applyEnv(getenv); err != nil {
 		return err
 	}
-	return nil
+	return st.Cluster.applyEnv(getenv)
 }
 
 // Validate checks every value and names the first bad key.
@@ -269,6 +272,9 @@ func (st *Settings) Validate() error {
 		return err
 	}
 	if err := st.validateSecurity(); err != nil {
+		return err
+	}
+	if err := st.Cluster.validate(); err != nil {
 		return err
 	}
 	return st.Observability.validate()

@@ -281,6 +281,30 @@ func printStatus(w io.Writer, s *server.StatusInfo) {
 	if len(s.DisabledTools) > 0 {
 		fmt.Fprintf(w, "disabled tools: %s\n", strings.Join(s.DisabledTools, ", "))
 	}
+	if c := s.Cluster; c != nil {
+		printCluster(w, c)
+	}
+}
+
+// printCluster prints cluster mode's part of `erlmcp status`: this node, Redis, and every
+// node seen with its sessions.
+func printCluster(w io.Writer, c *server.ClusterStatus) {
+	redis := c.Redis
+	if c.Redis != "up" && c.LastError != "" {
+		redis += " (" + c.LastError + " at " + c.LastErrorAt + ")"
+	}
+	fmt.Fprintf(w, "cluster node %s  redis %s\n", c.Node, redis)
+	fmt.Fprintf(w, "  sessions here %d  rehydrated %d  published %d  received %d  redis errors %d  queued %d\n",
+		c.SessionsLocal, c.Rehydrations, c.Published, c.Received, c.Errors, c.Queued)
+	fmt.Fprintf(w, "  nodes seen   %d\n", len(c.Nodes))
+	for _, n := range c.Nodes {
+		self := ""
+		if n.Name == c.Node {
+			self = "  (this node)"
+		}
+		up := time.Since(time.UnixMilli(n.Started)).Round(time.Second)
+		fmt.Fprintf(w, "  %-24s sessions %-7d addr %-22s version %-10s up %s%s\n", n.Name, n.Sessions, n.Addr, n.Version, up, self)
+	}
 }
 
 func bytesHuman(n uint64) string {
