@@ -58,19 +58,19 @@ var httpClient = &http.Client{Timeout: 15 * time.Second}
 func newSession(t *testing.T, url string) (*mcpSession, string) {
 	t.Helper()
 	s := &mcpSession{t: t, url: url, hc: httpClient}
-	a := s.post(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25",` +
+	a0 := s.post(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25",` +
 		`"capabilities":{"roots":{}},"clientInfo":{"name":"cluster-test","version":"1.0"}}}`)
-	if a.Status != 200 || a.Reply == nil || a.Reply.Error != nil {
-		t.Fatalf("initialize at %s: status %d: %s", url, a.Status, a.Body)
+	if a0.Status != 200 || a0.Reply == nil || a0.Reply.Error != nil {
+		t.Fatalf("initialize at %s: status %d: %s", url, a0.Status, a0.Body)
 	}
-	s.id = a.Header.Get("Mcp-Session-Id")
+	s.id = a0.Header.Get("Mcp-Session-Id")
 	if s.id == "" {
 		t.Fatalf("initialize at %s: no Mcp-Session-Id header", url)
 	}
-	if st := s.notify("notifications/initialized", nil); st != 202 {
-		t.Fatalf("notifications/initialized: status %d", st)
+	if a := s.post(`{"jsonrpc":"2.0","method":"notifications/initialized"}`); a.Status != 202 {
+		t.Fatalf("notifications/initialized of session %s (created by %q) answered by %q: status %d: %s", s.id, a0.Backend, a.Backend, a.Status, a.Body)
 	}
-	return s, a.Backend
+	return s, a0.Backend
 }
 
 // at returns a client of the same session at another URL (a node directly).

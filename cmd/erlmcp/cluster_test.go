@@ -7,6 +7,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -512,4 +513,85 @@ func TestClusterUpgradeAndStopBehindHAProxy(t *testing.T) {
 		t.Fatalf("after stopping %s: answer from %s: %s", created, a.Backend, a.Body)
 	}
 	lb.waitStatus(5*time.Second, func(st map[string]string) bool { return strings.HasPrefix(st[created], "DOWN") }, created+" DOWN after erlmcp stop")
+}
+
+// nginx (deploy/nginx/erlmcp.conf, addresses filled in): stateless requests spread over the
+// nodes round-robin (the hash key is empty), and session-era requests hash on
+// Mcp-Session-Id to one node — not always the one that created the session, which cluster
+// mode covers by re-hydrating it there, from the very first request after initialize.
+func TestNginxClusterRouting(t *testing.T) {
+	needCommands(t, "nginx")
+	r := startRedis(t)
+	nodes := startClusterNodes(t, r, []string{"a", "b", "c"})
+	dir := shortTempDir(t, "ngx")
+	src, err := os.ReadFile("../../deploy/nginx/erlmcp.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ng *bgProc
+	var url string
+	for attempt := 0; ; attempt++ {
+		port := freeLoopbackPort(t)
+		conf := strings.NewReplacer("127.0.0.1:8081", nodes[0].hostport(), "127.0.0.1:8082", nodes[1].hostport(),
+			"127.0.0.1:8083", nodes[2].hostport(), "listen 8080;", fmt.Sprintf("listen 127.0.0.1:%d;", port)).Replace(string(src))
+		if err := os.WriteFile(dir+"/erlmcp.conf", []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out := &syncBuffer{}
+		cmd := exec.Command("nginx", "-p", dir, "-c", nginxMainConf(t, dir, dir+"/erlmcp.conf"), "-e", "stderr")
+		cmd.Stdout, cmd.Stderr = out, out
+		if ng, err = startBG(cmd); err != nil {
+			t.Fatal(err)
+		}
+		url = fmt.Sprintf("http://127.0.0.1:%d/mcp", port)
+		up := false
+		for i := 0; i < 200 && !ng.exited(); i++ {
+			if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 100*time.Millisecond); err == nil {
+				c.Close()
+				up = true
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if up {
+			break
+		}
+		ng.stop(2 * time.Second)
+		if attempt == 4 {
+			t.Fatalf("nginx did not start:\n%s", out.String())
+		}
+	}
+	t.Cleanup(func() { ng.stop(5 * time.Second) })
+
+	seen := map[string]int{}
+	for i := 0; i < 9; i++ {
+		a := statelessCall(t, url, "tools/call", "echo", map[string]any{"name": "echo", "arguments": map[string]any{"text": "rr"}})
+		if a.Status != 200 || toolText(a) != "rr" {
+			t.Fatalf("stateless through nginx: %d %s", a.Status, a.Body)
+		}
+		seen[a.Header.Get("X-Erlmcp-Backend")]++
+	}
+	if len(seen) != 3 {
+		t.Fatalf("9 stateless requests through nginx reached %d nodes, want 3 (round-robin): %v", len(seen), seen)
+	}
+
+	rehydrated := 0
+	for i := 0; i < 12; i++ {
+		s, created := newSession(t, url) // initialize, then notifications/initialized hashed
+		var at string
+		for j := 0; j < 3; j++ {
+			a := s.mustCall("tools/call", map[string]any{"name": "echo", "arguments": map[string]any{"text": "hashed"}})
+			if at != "" && a.Header.Get("X-Erlmcp-Backend") != at {
+				t.Fatalf("session %s answered by %s then %s: the hash does not stick", s.id, at, a.Header.Get("X-Erlmcp-Backend"))
+			}
+			at = a.Header.Get("X-Erlmcp-Backend")
+		}
+		if at != created {
+			rehydrated++
+		}
+	}
+	t.Logf("12 sessions through nginx: %d served by another node than the one that created them", rehydrated)
+	if rehydrated == 0 {
+		t.Fatalf("no session moved off its creating node: the test did not exercise re-hydration")
+	}
 }
