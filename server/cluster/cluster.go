@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,12 +41,13 @@ type Cluster struct {
 
 	published, received, errs atomic.Uint64
 
-	started time.Time
-	ps      *redis.PubSub
-	stop    chan struct{}
-	wg      sync.WaitGroup
-	runOnce sync.Once
-	endOnce sync.Once
+	started  time.Time
+	instance string // random per process (NodeInfo.Instance)
+	ps       *redis.PubSub
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	runOnce  sync.Once
+	endOnce  sync.Once
 }
 
 // New checks cfg and builds the node's cluster side. It does not contact Redis (Start
@@ -59,7 +62,10 @@ func New(cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 	useLogger(cfg.Logger)
-	c := &Cluster{cfg: cfg, keys: keyspace{cfg.KeyPrefix}, q: newQueue(cfg.QueueSize), stop: make(chan struct{})}
+	var inst [8]byte
+	_, _ = rand.Read(inst[:])
+	c := &Cluster{cfg: cfg, keys: keyspace{cfg.KeyPrefix}, q: newQueue(cfg.QueueSize), stop: make(chan struct{}),
+		instance: hex.EncodeToString(inst[:])}
 	c.rdb = redis.NewClient(opt)
 	empty := []NodeInfo{}
 	c.nodes.Store(&empty)
@@ -105,10 +111,8 @@ func (c *Cluster) end(ctx context.Context, deregister bool) error {
 		c.wg.Wait()
 		if c.ps != nil && deregister {
 			err = errors.Join(err, c.flush(ctx))
-			pipe := c.rdb.Pipeline()
-			pipe.Del(ctx, c.keys.node(c.cfg.Node))
-			pipe.ZRem(ctx, c.keys.nodes(), c.cfg.Node)
-			if _, e := pipe.Exec(ctx); e != nil {
+			keys := []string{c.keys.node(c.cfg.Node), c.keys.nodes()}
+			if e := c.rdb.Eval(ctx, deregisterScript, keys, c.cfg.Node, `"instance":"`+c.instance+`"`).Err(); e != nil && !errors.Is(e, redis.Nil) {
 				err = errors.Join(err, fmt.Errorf("cluster: removing node %s from the registry: %w", c.cfg.Node, e))
 			}
 		}
@@ -116,6 +120,16 @@ func (c *Cluster) end(ctx context.Context, deregister bool) error {
 	})
 	return err
 }
+
+// deregisterScript removes the node's record only while it is this process's (an upgrade's
+// new process may have written its own under the same name). KEYS: node record, nodes
+// zset; ARGV: node name, the record's instance field as JSON.
+const deregisterScript = `local v = redis.call('GET', KEYS[1])
+if v and string.find(v, ARGV[2], 1, true) then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+end
+return 1`
 
 // Node returns this node's name.
 func (c *Cluster) Node() string { return c.cfg.Node }

@@ -410,6 +410,24 @@ func TestNodeRegistry(t *testing.T) {
 	if n := b.NodeCount(); n != 1 {
 		t.Fatalf("nodes = %+v", b.Nodes())
 	}
+
+	// erlmcp upgrade: a new process with the same name starts, then the old one stops.
+	// The old one must not remove the new one's record.
+	// Each writes its record once, at Start (hour-long heartbeats).
+	slow := func(cfg *Config) { cfg.Heartbeat = time.Hour }
+	old := newNode(t, r, "u", true, slow)
+	nw := newNode(t, r, "u", true, slow)
+	old.Close(ctx)
+	if n, err := r.Do("EXISTS " + b.keys.node("u")); err != nil || n != "1" {
+		t.Fatalf("the old process of an upgrade removed the new one's record: EXISTS = %q %v", n, err)
+	}
+	if s, err := r.Do("ZSCORE " + b.keys.nodes() + " u"); err != nil || s == "" {
+		t.Fatalf("the old process of an upgrade removed the new one from the zset: %q %v", s, err)
+	}
+	nw.Close(ctx)
+	if n, _ := r.Do("EXISTS " + b.keys.node("u")); n != "0" {
+		t.Fatal("the new process's own stop left its record")
+	}
 }
 
 // TestStateKeyAgreement: nodes without a configured key agree on one random key; a

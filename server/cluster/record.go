@@ -200,4 +200,7 @@ type NodeInfo struct {
 	// Started and Seen are unix milliseconds: start of the node, its last heartbeat.
 	Started int64 `json:"started"`
 	Seen    int64 `json:"seen"`
+	// Instance is random per process: during `erlmcp upgrade` the old and the new process
+	// share the node name, and the old one must not remove the new one's record.
+	Instance string `json:"instance"`
 }
