@@ -5,7 +5,7 @@
 # and `make test` may run bench-smoke so the load generator cannot rot.
 # Everything here runs on loopback and stops by itself.
 
-.PHONY: bench-smoke bench-load bench-idle bench-idle-http bench-peers bench-100k
+.PHONY: bench-smoke bench-load bench-idle bench-idle-http bench-peers bench-100k bench-cluster
 
 # CI: a few hundred connections for a few seconds per mode, fails on any error.
 bench-smoke:
@@ -28,6 +28,12 @@ bench-idle-http:
 # erlmcp against mcp-go, go-sdk, bare fasthttp and bare netpoll in one run.
 bench-peers:
 	bash bench/peers/run.sh
+
+# Cluster mode's cost per request (issue 8): haproxy in front of 1 and 3 nodes, cluster mode
+# on and off, and one node direct; stateless and session-era tools/call; server CPU
+# µs/request from /proc, medians of interleaved rounds (BENCHMARKS.md "Cluster (issue 8)").
+bench-cluster:
+	bash bench/cluster.sh
 
 # 100K sessions: needs nofile >= 200K for the server (tuning/), so not on the
 # 20K-descriptor reference box. The client spreads itself over worker processes.
