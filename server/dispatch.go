@@ -219,7 +219,18 @@ func (s *Server) finish(r *Request, res any, err error, start time.Time, async b
 		res, err = s.resultOf(res, err) // input-required and task results travel as errors
 	}
 	if err == nil {
-		b, err = codec.AppendResult(buf.B[:0], r.ID, res)
+		var body []byte
+		if cr, ok := res.(*CallToolResult); ok && cr != nil {
+			var scratch [256]byte
+			if body, ok = appendCallResult(scratch[:0], cr); !ok {
+				body = nil
+			}
+		}
+		if body != nil {
+			b = codec.AppendResultRaw(buf.B[:0], r.ID, body) // the common tools/call reply, without sonic
+		} else {
+			b, err = codec.AppendResult(buf.B[:0], r.ID, res)
+		}
 		if err == nil && r.version >= proto20260728 {
 			// A tools/list filtered by the caller's scopes is that caller's alone.
 			b = stampResult(b, r.Method, r.Method == MethodToolsList && s.cfg.ToolAccess != nil)
