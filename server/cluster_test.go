@@ -241,6 +241,10 @@ func TestClusterResourceUpdateOnce(t *testing.T) {
 	if len(ev) != 1 || !strings.Contains(ev[0], NotificationResourceUpdated) || !strings.Contains(ev[0], DemoNoteURI) {
 		t.Fatalf("stream events = %q, want one resources/updated", ev)
 	}
+	// The subscriber reads the new text through its own node.
+	if st, body := hc.on(b).rpc(`{"jsonrpc":"2.0","id":3,"method":"resources/read","params":{"uri":"` + DemoNoteURI + `"}}`); st != 200 || !strings.Contains(body, `"text":"x"`) {
+		t.Fatalf("the note read on b: %d %s", st, body)
+	}
 
 	// A message raised for the session on a (not the owner) goes to b's stream.
 	if err := a.srv.Session(hc.session).Notify("notifications/message", map[string]any{"level": "info", "data": "from a"}); err != nil {

@@ -105,21 +105,34 @@ func RegisterDemo(s *Server) error {
 	}, ResourceOptions{Inline: true}, func(ctx context.Context, r *Request, uri string, _ map[string]string) (*ReadResourceResult, error) {
 		return &ReadResourceResult{Contents: []*ResourceContents{{URI: uri, MimeType: "text/plain", Text: DemoReadme}}}, nil
 	}))
-	var note atomic.Pointer[string] // the note's text on this node
+	// The note's text on this node; in cluster mode the cluster's (Cluster.SetValue), so
+	// a read on any node sees what write_note wrote on another.
+	var note atomic.Pointer[string]
 	empty := ""
 	note.Store(&empty)
 	add(s.AddResource(&Resource{
 		URI: DemoNoteURI, Name: "note", Title: "Demo note", MimeType: "text/plain",
 		Description: "A note set by the write_note tool; subscribe to hear when it changes.",
-	}, ResourceOptions{Inline: true}, func(ctx context.Context, r *Request, uri string, _ map[string]string) (*ReadResourceResult, error) {
-		return &ReadResourceResult{Contents: []*ResourceContents{{URI: uri, MimeType: "text/plain", Text: *note.Load()}}}, nil
+	}, ResourceOptions{}, func(ctx context.Context, r *Request, uri string, _ map[string]string) (*ReadResourceResult, error) {
+		text := *note.Load()
+		if c := s.Cluster(); c != nil { // the cluster's note; this node's while Redis is down
+			if b, err := c.Value(ctx, "demo_note"); err == nil {
+				text = string(b)
+			}
+		}
+		return &ReadResourceResult{Contents: []*ResourceContents{{URI: uri, MimeType: "text/plain", Text: text}}}, nil
 	}))
 	add(AddToolWith(s, &Tool{
-		Name: "write_note", Title: "Write the note", Description: "Sets the text of " + DemoNoteURI + " and notifies its subscribers (on every node in cluster mode; the text itself stays on the node that wrote it).",
+		Name: "write_note", Title: "Write the note", Description: "Sets the text of " + DemoNoteURI + " and notifies its subscribers (on every node, in cluster mode).",
 		Annotations: &ToolAnnotations{IdempotentHint: &yes},
-	}, ToolOptions{Inline: true}, func(ctx context.Context, r *Request, in WriteNoteArgs) (*CallToolResult, any, error) {
+	}, ToolOptions{}, func(ctx context.Context, r *Request, in WriteNoteArgs) (*CallToolResult, any, error) {
 		text := in.Text
 		note.Store(&text)
+		if c := s.Cluster(); c != nil {
+			if err := c.SetValue(ctx, "demo_note", []byte(text)); err != nil {
+				s.log.Warn("demo: the note reaches only this node while Redis is down", "err", err)
+			}
+		}
 		s.ResourceUpdated(DemoNoteURI)
 		return &CallToolResult{Content: []Content{Text(fmt.Sprintf("note written (%d bytes)", len(text)))}}, nil, nil
 	}))

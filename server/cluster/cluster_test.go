@@ -455,6 +455,23 @@ func TestStateKeyAgreement(t *testing.T) {
 	}
 }
 
+// TestSharedValues: a value one node sets is what another reads.
+func TestSharedValues(t *testing.T) {
+	r := redistest.Start(t)
+	a := newNode(t, r, "a", true, nil)
+	b := newNode(t, r, "b", true, nil)
+	ctx := context.Background()
+	if _, err := b.Value(ctx, "note"); err != ErrNotFound {
+		t.Fatalf("Value before SetValue: %v", err)
+	}
+	if err := a.SetValue(ctx, "note", []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := b.Value(ctx, "note"); err != nil || string(v) != "hello" {
+		t.Fatalf("Value = %q, %v", v, err)
+	}
+}
+
 // TestTaskRecords: SaveTaskNow and the queued SaveTask write what GetTask reads, with the
 // record's TTL.
 func TestTaskRecords(t *testing.T) {

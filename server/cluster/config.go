@@ -137,6 +137,7 @@ func (k keyspace) task(id string) string    { return k.prefix + "task:" + id }
 func (k keyspace) node(name string) string  { return k.prefix + "node:" + name }
 func (k keyspace) nodes() string            { return k.prefix + "nodes" }
 func (k keyspace) stateKey() string         { return k.prefix + "state_key" }
+func (k keyspace) value(name string) string { return k.prefix + "value:" + name }
 func (k keyspace) bus() string              { return k.prefix + "bus" }
 func (k keyspace) nodeBus(name string) string {
 	return k.prefix + "bus:" + name

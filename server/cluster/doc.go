@@ -14,6 +14,7 @@
 //	node:<name>   string a node's JSON record (addr, version, sessions, started); PX 5 heartbeats
 //	nodes         zset   node names scored by their last heartbeat (unix ms)
 //	state_key     string the shared key sealing 2026 requestState, agreed with SETNX
+//	value:<name>  string small shared values of tools (SetValue; the demo's note)
 //
 // and on pub/sub: channel "bus" (broadcast: resources/updated, list_changed, session ended,
 // session changed — including ownership claims) and "bus:<node>" (messages for the sessions

@@ -122,6 +122,38 @@ func (c *Cluster) SaveTaskNow(ctx context.Context, rec *TaskRecord) error {
 	return nil
 }
 
+// SetValue stores a small value every node can read under name (key value:<name>, no
+// expiry), before returning, bounded by ctx and RedisTimeout. For tools that keep state
+// users expect to see from any node (the demo's note).
+func (c *Cluster) SetValue(ctx context.Context, name string, v []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.RedisTimeout)
+	defer cancel()
+	if err := c.rdb.Set(ctx, c.keys.value(name), v, 0).Err(); err != nil {
+		c.fail("writing a value", err)
+		return err
+	}
+	c.ok()
+	return nil
+}
+
+// Value reads what SetValue stored under name, bounded by ctx and RedisTimeout;
+// ErrNotFound when nothing is.
+func (c *Cluster) Value(ctx context.Context, name string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.RedisTimeout)
+	defer cancel()
+	b, err := c.rdb.Get(ctx, c.keys.value(name)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		c.ok()
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		c.fail("reading a value", err)
+		return nil, err
+	}
+	c.ok()
+	return b, nil
+}
+
 func taskTTL(rec *TaskRecord) time.Duration {
 	if rec.TTL > 0 {
 		return rec.TTL
