@@ -175,6 +175,9 @@ func (d *Daemon) Start() error {
 			return fmt.Errorf("transports.tcp: listening on %s: %w", d.st.Transports.TCP.Addr, err)
 		}
 		d.tcp = ln
+		if c := d.srv.Cluster(); c != nil {
+			c.SetAddr(ln.Addr().String()) // the registry shows the bound address
+		}
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()

@@ -42,7 +42,8 @@ type Cluster struct {
 	published, received, errs atomic.Uint64
 
 	started  time.Time
-	instance string // random per process (NodeInfo.Instance)
+	instance string                 // random per process (NodeInfo.Instance)
+	addr     atomic.Pointer[string] // Config.Addr, or SetAddr's
 	ps       *redis.PubSub
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -67,6 +68,7 @@ func New(cfg Config) (*Cluster, error) {
 	c := &Cluster{cfg: cfg, keys: keyspace{cfg.KeyPrefix}, q: newQueue(cfg.QueueSize), stop: make(chan struct{}),
 		instance: hex.EncodeToString(inst[:])}
 	c.rdb = redis.NewClient(opt)
+	c.addr.Store(&c.cfg.Addr)
 	empty := []NodeInfo{}
 	c.nodes.Store(&empty)
 	c.live.Store(&map[string]struct{}{})
@@ -80,8 +82,9 @@ func New(cfg Config) (*Cluster, error) {
 }
 
 // Start contacts Redis once (bounded by RedisTimeout: a Redis that is down leaves the
-// node degraded, not stopped) and starts the writer, the bus subscriber and the
-// heartbeat. Calling it again does nothing.
+// node degraded, not stopped), starts the writer, the bus subscriber and the heartbeat,
+// and waits (at most RedisTimeout) for the bus to be subscribed, so that Up is true on
+// return when Redis is. Calling it again does nothing.
 func (c *Cluster) Start() {
 	c.runOnce.Do(func() {
 		c.started = time.Now()
@@ -91,8 +94,14 @@ func (c *Cluster) Start() {
 		go c.runWriter()
 		go c.runBus()
 		go c.runHeartbeat()
+		for deadline := time.Now().Add(c.cfg.RedisTimeout); c.cmdOK.Load() && !c.subOK.Load() && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
 	})
 }
+
+// SetAddr sets the address the registry shows for this node (the bound one, once known).
+func (c *Cluster) SetAddr(addr string) { c.addr.Store(&addr) }
 
 // Close stops the node's cluster side: it flushes what the writer holds and removes the
 // node's registry record (both bounded by ctx), then stops the goroutines and closes the
@@ -193,11 +202,11 @@ func (c *Cluster) NodeAlive(name string) bool {
 
 // Stats are the node's cluster counters.
 type Stats struct {
-	Published uint64 // messages published
-	Received  uint64 // messages received from other nodes
-	Errors    uint64 // failed Redis operations
-	Dropped   uint64 // queue entries dropped (queue full, or publishes lost to an outage)
-	Queued    int    // entries waiting for the writer
+	Published uint64 `json:"published"`    // messages published
+	Received  uint64 `json:"received"`     // messages received from other nodes
+	Errors    uint64 `json:"redis_errors"` // failed Redis operations
+	Dropped   uint64 `json:"dropped"`      // queue entries dropped (queue full, or publishes lost to an outage)
+	Queued    int    `json:"queued"`       // entries waiting for the writer
 }
 
 // Stats returns the counters.

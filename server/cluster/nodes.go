@@ -45,7 +45,7 @@ func (c *Cluster) beat() {
 	defer cancel()
 	now := time.Now()
 	ttl := nodeTTLBeats * c.cfg.Heartbeat
-	info, _ := json.Marshal(NodeInfo{Name: c.cfg.Node, Addr: c.cfg.Addr, Version: c.cfg.Version,
+	info, _ := json.Marshal(NodeInfo{Name: c.cfg.Node, Addr: *c.addr.Load(), Version: c.cfg.Version,
 		Sessions: c.cfg.LocalSessions(), Started: c.started.UnixMilli(), Seen: now.UnixMilli(), Instance: c.instance})
 	pipe := c.rdb.Pipeline()
 	pipe.Set(ctx, c.keys.node(c.cfg.Node), info, ttl)
