@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"time"
 
 	"github.com/erlmcp/erlmcp-go/codec"
 	"github.com/erlmcp/erlmcp-go/pool"
@@ -63,7 +62,8 @@ func (s *Server) route(ctx context.Context, r *Request) (any, error) {
 // requests answered at once go to out.Reply; replies of slow handlers go to out.Send later,
 // bracketed by out.Hold/out.Release. frame may be reused once HandleFrame returns.
 func (s *Server) HandleFrame(ss *Session, frame []byte, out Output) {
-	ss.lastActive.Store(coarseNow())
+	start := monoNow()
+	ss.lastActive.Store(coarseAt(start))
 	var arr [1]codec.Message
 	msgs, batch, err := s.dec.Decode(frame, arr[:0])
 	if err != nil {
@@ -71,7 +71,7 @@ func (s *Server) HandleFrame(ss *Session, frame []byte, out Output) {
 		return
 	}
 	if !batch {
-		s.handleMessage(ss, &msgs[0], out)
+		s.handleMessageAt(ss, &msgs[0], out, start)
 		return
 	}
 	s.handleBatch(ss, msgs, out)
@@ -87,9 +87,14 @@ func decodeErrorID(err error) codec.ID {
 
 // handleMessage serves one decoded message.
 func (s *Server) handleMessage(ss *Session, m *codec.Message, out Output) {
+	s.handleMessageAt(ss, m, out, monoNow())
+}
+
+// handleMessageAt is handleMessage for a message that arrived at start (a monoNow value).
+func (s *Server) handleMessageAt(ss *Session, m *codec.Message, out Output, start int64) {
 	switch m.Kind {
 	case codec.KindRequest:
-		s.handleRequest(ss, m, out)
+		s.handleRequest(ss, m, out, start)
 	case codec.KindNotification:
 		s.handleNotification(ss, m)
 	case codec.KindResponse, codec.KindError:
@@ -102,8 +107,7 @@ func (s *Server) handleMessage(ss *Session, m *codec.Message, out Output) {
 }
 
 // handleRequest admits, prepares and serves one request, inline or on a worker.
-func (s *Server) handleRequest(ss *Session, m *codec.Message, out Output) {
-	start := time.Now()
+func (s *Server) handleRequest(ss *Session, m *codec.Message, out Output, start int64) {
 	mi := methods[m.Method]
 	r := getRequest()
 	r.Session, r.ID, r.Params, r.Transport, r.out = ss, m.ID, m.Params, ss.transport, out
@@ -211,7 +215,7 @@ func (s *Server) versionFor(ss *Session, r *Request) protoVersion {
 }
 
 // finish encodes and sends the reply of r, records it, and recycles r.
-func (s *Server) finish(r *Request, res any, err error, start time.Time, async bool) {
+func (s *Server) finish(r *Request, res any, err error, start int64, async bool) {
 	buf := pool.Get(512)
 	var b []byte
 	code := codec.Code(0)
@@ -261,9 +265,9 @@ func (s *Server) finish(r *Request, res any, err error, start time.Time, async b
 	r.release()
 }
 
-func (s *Server) observe(r *Request, code codec.Code, start time.Time) {
+func (s *Server) observe(r *Request, code codec.Code, start int64) {
 	if s.cfg.Observer != nil {
-		s.cfg.Observer.RequestDone(r.Transport, r.Method, code, time.Since(start))
+		s.cfg.Observer.RequestDone(r.Transport, r.Method, code, sinceMono(start))
 	}
 }
 
@@ -303,7 +307,7 @@ func asCodecError(err error) *codec.Error {
 // handleNotification serves a client notification. Unknown ones are ignored, as JSON-RPC
 // requires (no reply is possible).
 func (s *Server) handleNotification(ss *Session, m *codec.Message) {
-	start := time.Now()
+	start := monoNow()
 	switch m.Method {
 	case NotificationInitialized:
 		ss.mu.Lock()
@@ -318,7 +322,7 @@ func (s *Server) handleNotification(ss *Session, m *codec.Message) {
 		}
 	}
 	if s.cfg.Observer != nil {
-		s.cfg.Observer.RequestDone(ss.transport, m.Method, 0, time.Since(start))
+		s.cfg.Observer.RequestDone(ss.transport, m.Method, 0, sinceMono(start))
 	}
 }
 
@@ -387,7 +391,7 @@ func (s *Server) handleBatch(ss *Session, msgs []codec.Message, out Output) {
 
 // serveSync serves a request to completion on the calling goroutine (used inside batches).
 func (s *Server) serveSync(ss *Session, m *codec.Message, out Output) {
-	start := time.Now()
+	start := monoNow()
 	mi := methods[m.Method]
 	r := getRequest()
 	r.Session, r.Method, r.ID, r.Params, r.Transport, r.out = ss, m.Method, m.ID, m.Params, ss.transport, out

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"time"
 
 	"github.com/erlmcp/erlmcp-go/codec"
 )
@@ -120,4 +119,4 @@ func decodeParams(r *Request, v any) error {
 }
 
 // coarseNow returns the current unix second; sessions record activity with it.
-func coarseNow() int64 { return time.Now().Unix() }
+func coarseNow() int64 { return coarseAt(monoNow()) }
