@@ -205,6 +205,10 @@ func TestClusterResourceUpdateAcrossNodes(t *testing.T) {
 	if n := st.waitCount("notifications/resources/updated", noteURI, 1, 5*time.Second); n != 1 {
 		t.Fatalf("resources/updated raised on %s, stream on %s: got %d, want 1; stream:\n%s", nodes[ci].name, nodes[bi].name, n, st.all())
 	}
+	// Told of the update, the subscriber reads the new text through its own node.
+	if a := s.mustCall("resources/read", map[string]any{"uri": noteURI}); a.Backend != created || !strings.Contains(string(a.Reply.Result), `"text":"one"`) {
+		t.Fatalf("resources/read %s via %s after write_note on %s: %s", noteURI, a.Backend, nodes[ci].name, a.Body)
+	}
 	// A second update, raised statelessly on the third node.
 	if a := statelessCall(t, nodes[di].url, "tools/call", "write_note", map[string]any{"name": "write_note", "arguments": map[string]any{"text": "two"}}); a.Status != 200 || a.Reply == nil || a.Reply.Error != nil {
 		t.Fatalf("write_note on %s: %d %s", nodes[di].name, a.Status, a.Body)
