@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
@@ -179,10 +180,13 @@ func (cn *clusterNode) onMessage(m *cluster.Message) {
 	}
 }
 
-// initialized records a shared session once initialize has been answered.
+// initialized records a shared session when initialize is answered, before the answer
+// leaves (bounded by cluster.redis_timeout; queued when Redis does not answer): a load
+// balancer that hashes Mcp-Session-Id may send the next request to another node. This is
+// the one write a request waits for, once per session.
 func (cn *clusterNode) initialized(ss *Session) {
 	if cs, ok := ss.out.(*clusterSession); ok {
-		cn.c.SaveSession(cs.id)
+		_ = cn.c.SaveSessionNow(context.Background(), cs.id)
 	}
 }
 

@@ -163,7 +163,11 @@ func TestClusterRehydration(t *testing.T) {
 	a, b := nodes[0], nodes[1]
 	hc := newHTTPClient(t, a.url)
 	hc.initialize()
-	rec := recordOf(t, a, hc.session, "the session's record", func(*cluster.SessionRecord) bool { return true })
+	// Written before initialize was answered (no waiting).
+	rec, err := a.c.GetSession(context.Background(), hc.session)
+	if err != nil {
+		t.Fatalf("the record right after initialize: %v", err)
+	}
 	if rec.ProtocolVersion != "2025-11-25" || rec.Owner != "a" || !strings.Contains(string(rec.ClientInfo), `"name":"t"`) {
 		t.Fatalf("record = %+v", rec)
 	}
@@ -204,6 +208,29 @@ func TestClusterRehydration(t *testing.T) {
 	unknown.session = NewSessionID()
 	if st, body := unknown.rpc(`{"jsonrpc":"2.0","id":1,"method":"ping"}`); st != 404 || !strings.Contains(body, "not found") {
 		t.Fatalf("unknown session on b: %d %s", st, body)
+	}
+}
+
+// TestClusterInitializeWritesBeforeAnswering: the record of a new session is in Redis
+// when initialize is answered — checked on a node whose writer goroutine never runs
+// (cluster not started), so only the synchronous write can have put it there.
+func TestClusterInitializeWritesBeforeAnswering(t *testing.T) {
+	r := redistest.Start(t)
+	s := newDemoServer(t, Config{})
+	c, err := s.EnableCluster(cluster.Config{RedisURL: r.URL(), Node: "x", KeyPrefix: "init:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	url, _ := startHTTP(t, s, HTTPConfig{})
+	hc := newHTTPClient(t, url)
+	hc.initialize()
+	rec, err := c.GetSession(context.Background(), hc.session)
+	if err != nil || rec.Owner != "x" || rec.ProtocolVersion != "2025-11-25" {
+		t.Fatalf("record after initialize: %+v, %v", rec, err)
+	}
+	if st := c.Stats(); st.Queued != 0 {
+		t.Fatalf("initialize queued %d writes besides the synchronous one", st.Queued)
 	}
 }
 

@@ -104,6 +104,27 @@ func (c *Cluster) GetTask(ctx context.Context, id string) (*TaskRecord, error) {
 	return DecodeTaskRecord(b)
 }
 
+// SaveSessionNow writes session id's record from Config.Sessions before returning
+// (bounded by ctx and RedisTimeout); on failure it queues SaveSession and returns the
+// error. initialize uses it: a load balancer that hashes Mcp-Session-Id (nginx) may send
+// the very next request to another node, which must find the record.
+func (c *Cluster) SaveSessionNow(ctx context.Context, id string) error {
+	rec, ok := c.cfg.Sessions(id)
+	if !ok {
+		return ErrNotFound
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.RedisTimeout)
+	defer cancel()
+	args := append([]any{strconv.FormatInt(c.cfg.SessionTTL.Milliseconds(), 10)}, rec.appendFields(nil)...)
+	if err := c.rdb.Eval(ctx, replaceScript, []string{c.keys.session(id)}, args...).Err(); err != nil {
+		c.fail("writing session", err)
+		c.SaveSession(id)
+		return err
+	}
+	c.ok()
+	return nil
+}
+
 // SaveTaskNow writes a task record before returning (bounded by ctx and RedisTimeout):
 // a created task's id must work on every node as soon as the client has it, because
 // 2026 requests are spread over the nodes without stickiness.
