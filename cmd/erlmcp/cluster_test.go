@@ -360,10 +360,14 @@ func TestClusterRedisOutage(t *testing.T) {
 			t.Errorf("a session node a holds took %v with Redis down", a.Took)
 		}
 	}
-	// A session the node does not hold cannot be re-hydrated: the answer is prompt.
-	if a := before.at(nodes[1].url).call("ping", nil); a.Took > bound || a.Status == 200 {
+	// A session the node does not hold cannot be re-hydrated: a prompt 404 (the client
+	// initializes again).
+	if a := before.at(nodes[1].url).call("ping", nil); a.Took > bound || a.Status != 404 {
 		t.Errorf("node b, Redis down, session held by a: %d in %v: %s", a.Status, a.Took, a.Body)
 	}
+	// Made during the outage: its record is written once Redis is back.
+	during, _ := newSession(t, nodes[0].url)
+	during.mustCall("resources/subscribe", map[string]any{"uri": noteURI})
 	// Through haproxy too: every node stays in rotation.
 	for i := 0; i < 4; i++ {
 		if a := statelessCall(t, lb.url, "tools/call", "echo", map[string]any{"name": "echo", "arguments": map[string]any{"text": "lb"}}); a.Status != 200 {
@@ -401,6 +405,11 @@ func TestClusterRedisOutage(t *testing.T) {
 		if st := nodeStatus(t, n); st.Redis != "up" {
 			t.Errorf("%s: erlmcp status after Redis came back: %+v", n.name, st)
 		}
+	}
+	// The session made during the outage is shared now, subscription included.
+	waitRedisSession(t, r, testPrefix(t), during.id, noteURI)
+	if a := during.at(nodes[1].url).mustCall("tools/call", map[string]any{"name": "echo", "arguments": map[string]any{"text": "late"}}); toolText(a) != "late" {
+		t.Fatalf("session made on a during the outage, on b after it: %s", a.Body)
 	}
 	// Shared again: a session made on a now is re-hydrated on b.
 	after, _ := newSession(t, nodes[0].url)
