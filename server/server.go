@@ -3,6 +3,10 @@
 // subscriptions, progress, cancellation and server→client requests. Transports (TCP lines on
 // loop/, stdio, HTTP) hand it frames and an Output to answer on; it knows nothing of epoll.
 //
+// Several processes behind a load balancer can share the session-era HTTP sessions, tasks
+// and notifications through Redis: EnableCluster (cluster.go, package server/cluster).
+// With it off, which is the default, its hooks are nil checks.
+//
 // A minimal server:
 //
 //	s := server.New(server.Config{Name: "demo", Version: "1.0.0"})
