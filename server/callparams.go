@@ -1,6 +1,7 @@
 package server
 
-// decodeCallParams decodes tools/call params into p. The common shape — an object of
+// decodeCallParams decodes tools/call params into p. p.Name may alias r.Params (the
+// caller replaces it with the registered tool's name, or copies it). The common shape — an object of
 // exactly "name" (a string without escapes) and "arguments" — is read by one strict walk
 // over the bytes; anything else (_meta, other members, escapes, duplicates, a name that is
 // not a plain string, bytes the fast walk would not vouch for) goes through sonic
@@ -55,7 +56,7 @@ func fastCallParams(b []byte, p *CallToolParams) bool {
 			if esc {
 				return false
 			}
-			p.Name = string(b[start+1 : end-1])
+			p.Name = b2str(b[start+1 : end-1]) // aliases b: see decodeCallParams
 			haveName = true
 		case "arguments":
 			if haveArgs || b[start] != '{' {

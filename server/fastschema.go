@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/binary"
 	"math"
 	"reflect"
 	"regexp"
@@ -627,6 +628,12 @@ func fastString(b []byte, i int) (end int, esc, ok bool) {
 	j := i + 1
 	ascii := true
 	for j < len(b) {
+		for j+8 <= len(b) && plainBytes8(binary.LittleEndian.Uint64(b[j:])) {
+			j += 8
+		}
+		if j >= len(b) {
+			break
+		}
 		c := b[j]
 		switch {
 		case c == '"':
@@ -671,6 +678,15 @@ func fastString(b []byte, i int) (end int, esc, ok bool) {
 		}
 	}
 	return j, esc, false
+}
+
+// plainBytes8 reports whether none of the 8 bytes of x needs a look inside a JSON string:
+// no byte below 0x20, none is '"' or '\\', none at or above 0x80 (SWAR, as codec's scan).
+func plainBytes8(x uint64) bool {
+	const lsb, msb = 0x0101010101010101, 0x8080808080808080
+	q := x ^ (lsb * '"')
+	s := x ^ (lsb * '\\')
+	return (x|((q-lsb)&^q)|((s-lsb)&^s)|(x-lsb*0x20)&^x)&msb == 0
 }
 
 func fastUnhex(c byte) int {

@@ -35,6 +35,7 @@ type Request struct {
 	meta          *requestMeta
 	version       protoVersion // protocol version that applies to this request
 	state         any          // decoded params stashed by a method's prepare step
+	call          callState    // tools/call's state (state points here), pooled with the request
 }
 
 // requestMeta is the part of params._meta that the server reads itself.

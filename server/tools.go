@@ -185,7 +185,8 @@ type callState struct {
 // prepareCallTool decodes the call, finds the tool and validates its arguments before
 // anything is queued, so bad calls are refused at once, inline.
 func (s *Server) prepareCallTool(r *Request) (bool, error) {
-	cs := &callState{}
+	r.call = callState{}
+	cs := &r.call
 	if err := decodeCallParams(r, &cs.params); err != nil {
 		return false, err
 	}
@@ -197,6 +198,7 @@ func (s *Server) prepareCallTool(r *Request) (bool, error) {
 		return false, codec.NewError(codec.CodeInvalidParams, "unknown tool %q", snippet(cs.params.Name))
 	}
 	cs.entry = e
+	cs.params.Name = e.tool.Name // owned; the decoded name may alias r.Params
 	if s.cfg.ToolAccess != nil {
 		if err := s.cfg.ToolAccess(r, e.tool.Name); err != nil {
 			return false, err
