@@ -608,3 +608,31 @@ func TestNginxClusterRouting(t *testing.T) {
 		t.Fatalf("no session moved off its creating node: the test did not exercise re-hydration")
 	}
 }
+
+// list_changed raised on one node reaches the GET streams on every node exactly once: the
+// stream on the node that raised it (local delivery, not its own broadcast echoed back) and
+// the stream on the other node (through Redis).
+func TestClusterListChangedAcrossNodes(t *testing.T) {
+	r := startRedis(t)
+	nodes := startClusterNodes(t, r, []string{"a", "b"}, "--profile", "conformance")
+	onA, _ := newSession(t, nodes[0].url)
+	onB, _ := newSession(t, nodes[1].url)
+	stA, stB := onA.openStream(), onB.openStream()
+	waitRedisSession(t, r, testPrefix(t), onA.id, "")
+	waitRedisSession(t, r, testPrefix(t), onB.id, "")
+
+	onB.mustCall("tools/call", map[string]any{"name": "test_trigger_tool_change"})
+	const m = "notifications/tools/list_changed"
+	for _, c := range []struct {
+		name string
+		st   *sseStream
+	}{{"a (through Redis)", stA}, {"b (where it was raised)", stB}} {
+		if n := c.st.waitCount(m, "", 1, 5*time.Second); n != 1 {
+			t.Fatalf("stream on %s: %d %s, want 1:\n%s", c.name, n, m, c.st.all())
+		}
+	}
+	time.Sleep(time.Second)
+	if a, b := stA.count(m, ""), stB.count(m, ""); a != 1 || b != 1 {
+		t.Fatalf("duplicates: %d on a, %d on b, want 1 each", a, b)
+	}
+}
