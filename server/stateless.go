@@ -331,33 +331,74 @@ var cacheableMethods = map[string]bool{
 }
 
 // stampResult adds resultType (and ttlMs/cacheScope for cacheable methods) to an encoded
-// result message of a 2026-07-28 request, unless the result already says its type. msg is
-// {"jsonrpc":"2.0","id":…,"result":{…}} as codec.AppendResult writes it. private marks a
-// result that depends on who asked (cacheScope "private").
+// result message of a 2026-07-28 request, unless the result object already has a
+// resultType member of its own (a nested one, such as a tool's structuredContent key,
+// does not count). msg is {"jsonrpc":"2.0","id":…,"result":{…}} as codec.AppendResult
+// writes it; the members are inserted in place (msg grows, so use the returned slice).
+// private marks a result that depends on who asked (cacheScope "private").
 func stampResult(msg []byte, method string, private bool) []byte {
 	i := bytes.Index(msg, []byte(`"result":{`))
 	if i < 0 {
 		return msg
 	}
 	at := i + len(`"result":{`)
-	if bytes.Contains(msg[at:], []byte(`"resultType":`)) {
+	if hasOwnMember(msg[at-1:], "resultType") {
 		return msg
 	}
-	ins := `"resultType":"complete"`
+	var arr [64]byte
+	ins := append(arr[:0], `"resultType":"complete"`...)
 	if cacheableMethods[method] {
 		scope := "public"
 		if private {
 			scope = "private"
 		}
-		ins += `,"ttlMs":0,"cacheScope":"` + scope + `"`
+		ins = append(ins, `,"ttlMs":0,"cacheScope":"`...)
+		ins = append(ins, scope...)
+		ins = append(ins, '"')
 	}
 	if at < len(msg) && msg[at] != '}' {
-		ins += ","
+		ins = append(ins, ',')
 	}
-	out := make([]byte, 0, len(msg)+len(ins))
-	out = append(out, msg[:at]...)
-	out = append(out, ins...)
-	return append(out, msg[at:]...)
+	n := len(msg)
+	msg = append(msg, ins...)
+	copy(msg[at+len(ins):], msg[at:n])
+	copy(msg[at:], ins)
+	return msg
+}
+
+// hasOwnMember reports whether the JSON object obj (obj[0] == '{', valid JSON as our
+// encoder writes it) has a member named key at its top level; members of nested objects
+// and arrays, and string values, do not count.
+func hasOwnMember(obj []byte, key string) bool {
+	depth := 0
+	for i := 0; i < len(obj); i++ {
+		switch obj[i] {
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth--; depth == 0 {
+				return false
+			}
+		case '"':
+			start := i + 1
+			i = start
+			for i < len(obj) && obj[i] != '"' {
+				if obj[i] == '\\' {
+					i++
+				}
+				i++
+			}
+			if depth != 1 || i >= len(obj) {
+				continue
+			}
+			// A string directly in the object is a key when a colon follows it.
+			j := fastWS(obj, i+1)
+			if j < len(obj) && obj[j] == ':' && string(obj[start:i]) == key {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // ---- input-required results (multi round-trip requests, SEP-2322) -------------------
