@@ -2,12 +2,14 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"time"
 
 	vm "github.com/VictoriaMetrics/metrics"
 
+	"github.com/erlmcp/erlmcp-go/limits"
 	"github.com/erlmcp/erlmcp-go/server/cluster"
 )
 
@@ -29,10 +31,16 @@ const (
 // "cluster" health check and the cluster metrics. Called by NewDaemon after the
 // registrations; it does not contact Redis.
 func (d *Daemon) buildCluster() error {
+	key, err := d.st.Cluster.loadStateKey()
+	if err != nil {
+		return err
+	}
+	d.srv.SetStateKey(key)
 	if !d.st.Cluster.Enabled {
 		return nil
 	}
 	cfg := d.st.clusterConfig(os.Getenv, d.build.Version)
+	cfg.StateKey = key
 	cfg.Logger = d.log
 	c, err := d.srv.EnableCluster(cfg)
 	if err != nil {
@@ -56,6 +64,25 @@ func (d *Daemon) buildCluster() error {
 		})
 	}
 	return nil
+}
+
+// minStateKey is the shortest cluster.state_key accepted: an HMAC key shorter than 128 bits
+// is guessable.
+const minStateKey = 16
+
+// loadStateKey reads cluster.state_key (a secret reference); nil when unset.
+func (cs *ClusterSettings) loadStateKey() ([]byte, error) {
+	if cs.StateKey == "" {
+		return nil, nil
+	}
+	key, err := limits.LoadSecret(cs.StateKey)
+	if err != nil {
+		return nil, fmt.Errorf("config: cluster.state_key: %w", err)
+	}
+	if len(key) < minStateKey {
+		return nil, fmt.Errorf("config: cluster.state_key: the secret is %d bytes; want at least %d (e.g. openssl rand -hex 32)", len(key), minStateKey)
+	}
+	return key, nil
 }
 
 // startCluster joins the cluster: one heartbeat (bounded by cluster.redis_timeout; a

@@ -35,8 +35,12 @@ type ClusterSettings struct {
 	// RedisTimeoutMs bounds every Redis call: a request that must read a session from
 	// Redis waits at most this long, also while Redis is down.
 	RedisTimeoutMs int `yaml:"redis_timeout_ms" json:"redis_timeout_ms"`
-	// StateKey is a secret shared by every node to seal 2026 requestState (input-required
-	// round trips). Empty: the nodes agree on a random one through Redis.
+	// StateKey names a secret shared by every node (file:/path with mode 0600, or
+	// env:NAME; at least 16 bytes) that seals 2026 requestState (input-required round
+	// trips), so the retry of a request may reach any node. It is honoured with cluster mode
+	// off too: a Redis-less fleet of stateless nodes behind round-robin needs only this.
+	// Empty: each node keeps a random key of its own, and in cluster mode the nodes agree
+	// on one through Redis.
 	StateKey string `yaml:"state_key" json:"state_key"`
 }
 
@@ -111,10 +115,6 @@ func (st *Settings) clusterConfig(getenv func(string) string, version string) cl
 	if ttl == 0 {
 		ttl = 24 * time.Hour // sessions never expire locally: keep records a day
 	}
-	var key []byte
-	if cs.StateKey != "" {
-		key = []byte(cs.StateKey)
-	}
 	return cluster.Config{
 		RedisURL:     cs.RedisURL,
 		Node:         st.nodeName(getenv),
@@ -124,6 +124,5 @@ func (st *Settings) clusterConfig(getenv func(string) string, version string) cl
 		SessionTTL:   ttl,
 		Heartbeat:    time.Duration(cs.HeartbeatMs) * time.Millisecond,
 		RedisTimeout: time.Duration(cs.RedisTimeoutMs) * time.Millisecond,
-		StateKey:     key,
 	}
 }

@@ -464,7 +464,7 @@ func TestClusterRequestStateSealedWithSharedKey(t *testing.T) {
 	i := strings.LastIndexByte(ir.Result.RequestState, '.')
 	state, _ := base64.RawURLEncoding.DecodeString(ir.Result.RequestState[:i])
 	tag, _ := base64.RawURLEncoding.DecodeString(ir.Result.RequestState[i+1:])
-	if !stateTagOK(a.c.StateKey(), state, tag) || stateTagOK(stateKey, state, tag) {
+	if !stateTagOK(a.c.StateKey(), state, tag) || stateTagOK(a.srv.stateKey, state, tag) {
 		t.Fatal("the requestState is not sealed with the cluster's key")
 	}
 	resp = newHTTPClient(t, b.url).post(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"ask","inputResponses":{"name":{"action":"accept","content":{"name":"Ada"}}},"requestState":"`+ir.Result.RequestState+`",`+meta+`}}`, hdr)

@@ -154,6 +154,10 @@ type Server struct {
 	// first and which costs nothing else.
 	cluster *clusterNode
 
+	// stateKey seals 2026 requestState (stateless.go): random per Server unless
+	// SetStateKey shares one across nodes.
+	stateKey []byte
+
 	// handle is the middleware-wrapped request handler.
 	handle Handler
 
@@ -169,6 +173,8 @@ func New(cfg Config) *Server {
 		dec:     codec.Decoder{MaxDepth: cfg.MaxDepth},
 		workers: pool.NewWorkers(cfg.Workers),
 		log:     cfg.Logger,
+
+		stateKey: newStateKey(),
 	}
 	s.sessions.init()
 	var h Handler = s.route

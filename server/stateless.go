@@ -540,18 +540,30 @@ func (r *Request) ClientCapabilities() *ClientCapabilities {
 	return r.Session.ClientCapabilities()
 }
 
-// stateKey signs request states; it lives as long as the process (states are short-lived
-// retries of one request).
-var stateKey = func() []byte {
+// newStateKey returns the random key a Server seals request states with until
+// SetStateKey gives it a shared one; it lives as long as the Server (states are
+// short-lived retries of one request).
+func newStateKey() []byte {
 	k := make([]byte, 32)
 	_, _ = rand.Read(k)
 	return k
-}()
+}
+
+// SetStateKey makes s seal and verify 2026 requestState (input-required round trips) with
+// key instead of its own random one, so that a fleet of nodes given the same key behind a
+// round-robin load balancer verifies each other's states without any shared store. In
+// cluster mode a configured key is also the cluster's (else the nodes agree on one through
+// Redis). Call it before serving; an empty key is ignored.
+func (s *Server) SetStateKey(key []byte) {
+	if len(key) > 0 {
+		s.stateKey = append([]byte(nil), key...)
+	}
+}
 
 // sealState returns state with an HMAC-SHA256 tag: "<base64url(state)>.<base64url(tag)>".
 // In cluster mode the key is the one the nodes share, so the retry may reach any node.
 func (s *Server) sealState(state string) string {
-	key := stateKey
+	key := s.stateKey
 	if cn := s.cluster; cn != nil {
 		if k := cn.c.StateKey(); k != nil {
 			key = k
@@ -575,9 +587,7 @@ func (s *Server) openState(sealed string) (string, bool) {
 	if err1 != nil || err2 != nil {
 		return "", false
 	}
-	mac := hmac.New(sha256.New, stateKey)
-	mac.Write(body)
-	if !hmac.Equal(tag, mac.Sum(nil)) {
+	if !stateTagOK(s.stateKey, body, tag) {
 		if cn := s.cluster; cn == nil || !cn.verifyState(body, tag) {
 			return "", false
 		}

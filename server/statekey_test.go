@@ -1,0 +1,110 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// askServer serves a tool that asks for a name (input-required) and greets it on the retry.
+func askServer(t *testing.T, key []byte) string {
+	t.Helper()
+	s := New(Config{})
+	s.SetStateKey(key)
+	s.AddTool(&Tool{Name: "ask"}, ToolOptions{}, func(ctx context.Context, r *Request, _ json.RawMessage) (*CallToolResult, error) {
+		if r.RequestState() == "asked" {
+			var er ElicitResult
+			r.InputResponse("name", &er)
+			return textResult(fmt.Sprint("hello ", er.Content["name"])), nil
+		}
+		return nil, &InputRequired{Requests: map[string]InputRequest{"name": elicitInput("Name?", `{"type":"object"}`)}, State: "asked"}
+	})
+	url, _ := startHTTP(t, s, HTTPConfig{})
+	return url
+}
+
+// TestStateKeySharedWithoutCluster: two nodes with no shared store, given the same
+// SetStateKey, complete an input-required round trip that starts on one and ends on the
+// other (a round-robin load balancer); with their own random keys the retry is refused.
+func TestStateKeySharedWithoutCluster(t *testing.T) {
+	shared := []byte("0123456789abcdef0123456789abcdef")
+	meta := `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{}}}`
+	hdr := map[string]string{"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "ask"}
+	for _, tc := range []struct {
+		name       string
+		keyA, keyB []byte
+		wantHello  bool
+	}{
+		{"same key", shared, shared, true},
+		{"own random keys", nil, nil, false},
+		{"different keys", shared, []byte("another key of 16+ bytes"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := askServer(t, tc.keyA), askServer(t, tc.keyB)
+			resp := newHTTPClient(t, a).post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ask",`+meta+`}}`, hdr)
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var ir struct {
+				Result struct {
+					ResultType   string `json:"resultType"`
+					RequestState string `json:"requestState"`
+				} `json:"result"`
+			}
+			if json.Unmarshal(body, &ir) != nil || ir.Result.ResultType != "input_required" || ir.Result.RequestState == "" {
+				t.Fatalf("round 1 on a: %s", body)
+			}
+			resp = newHTTPClient(t, b).post(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"ask","inputResponses":{"name":{"action":"accept","content":{"name":"Ada"}}},"requestState":"`+ir.Result.RequestState+`",`+meta+`}}`, hdr)
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			hello := strings.Contains(string(body), "hello Ada")
+			if hello != tc.wantHello {
+				t.Fatalf("round 2 on b: greeted %v, want %v: %d %s", hello, tc.wantHello, resp.StatusCode, body)
+			}
+			if !tc.wantHello && !strings.Contains(strings.ToLower(string(body)), "requeststate") {
+				t.Fatalf("a refused retry should name the requestState: %s", body)
+			}
+		})
+	}
+}
+
+// TestLoadStateKey: cluster.state_key is a secret reference, never an inline secret, and a
+// short key is refused with the fix.
+func TestLoadStateKey(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "state.key")
+	if err := os.WriteFile(good, []byte("0123456789abcdef0123\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	short := filepath.Join(dir, "short.key")
+	if err := os.WriteFile(short, []byte("tiny"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("ERLMCP_TEST_STATE_KEY", "abcdefghijklmnopqrstuvwxyz")
+	for _, tc := range []struct {
+		ref, want, err string
+	}{
+		{"", "", ""},
+		{"file:" + good, "0123456789abcdef0123", ""},
+		{"env:ERLMCP_TEST_STATE_KEY", "abcdefghijklmnopqrstuvwxyz", ""},
+		{"file:" + short, "", "at least 16"},
+		{"inline-secret-in-config", "", "inline secret"},
+		{"env:ERLMCP_TEST_UNSET_KEY", "", "not set"},
+	} {
+		cs := ClusterSettings{StateKey: tc.ref}
+		key, err := cs.loadStateKey()
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "cluster.state_key") {
+				t.Errorf("%q: error %v, want one naming cluster.state_key and %q", tc.ref, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || string(key) != tc.want {
+			t.Errorf("%q: key %q err %v, want %q", tc.ref, key, err, tc.want)
+		}
+	}
+}
