@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"unsafe"
 
 	"github.com/erlmcp/erlmcp-go/codec"
 	"github.com/google/jsonschema-go/jsonschema"
@@ -98,12 +99,15 @@ func AddToolWith[In, Out any](s *Server, t *Tool, opts ToolOptions, h func(ctx c
 			return err
 		}
 	}
+	dec := newArgDecoder(reflect.TypeFor[In]())
 	raw := func(ctx context.Context, r *Request, args json.RawMessage) (*CallToolResult, error) {
 		var in In
-		if len(args) > 0 {
-			if err := codec.Unmarshal(args, &in); err != nil {
+		if len(args) > 0 && (dec == nil || !dec.decode(args, unsafe.Pointer(&in))) {
+			p := new(In) // sonic decodes into a fresh value (in may be partly written)
+			if err := codec.Unmarshal(args, p); err != nil {
 				return nil, codec.NewError(codec.CodeInvalidParams, "tool %q arguments: %v", tc.Name, err)
 			}
+			in = *p
 		}
 		res, out, err := h(ctx, r, in)
 		if err != nil {
