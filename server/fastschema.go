@@ -325,7 +325,7 @@ func fastScalarOf(v any) (fastScalar, bool) {
 // fastSchema). Absent or null arguments are checked as {}, as validateArgs does.
 func (fs *fastSchema) accepts(args []byte) bool {
 	if len(args) == 0 || string(args) == "null" {
-		args = emptyObject
+		args = emptyArgsObject
 	}
 	i := fastWS(args, 0)
 	if i >= len(args) || args[i] != '{' {
@@ -335,7 +335,7 @@ func (fs *fastSchema) accepts(args []byte) bool {
 	return ok && fastWS(args, end) == len(args)
 }
 
-var emptyObject = []byte("{}")
+var emptyArgsObject = []byte("{}")
 
 // acceptsValue is accepts for a tool's output: any JSON value, not only an object.
 func (fs *fastSchema) acceptsValue(b []byte) bool {
