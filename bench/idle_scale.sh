@@ -40,33 +40,42 @@ OUT=${OUT:-$ROOT/bench/results/tmp/idle-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 command -v jq >/dev/null || { echo "idle_scale.sh: needs jq" >&2; exit 1; }
 if [[ -n $BIN ]]; then cp "$BIN" "$OUT/erlmcp"; else (cd "$ROOT" && go build -o "$OUT/erlmcp" ./cmd/erlmcp); fi
-PORT=18280 MPORT=18290
+# Kernel-chosen ports (read back from the daemon's "listening" lines), so runs never collide.
 cat >"$OUT/erlmcp.yaml" <<YAML
 server:
   control_socket: $OUT/erlmcp.sock
 transports:
   tcp:
-    addr: 127.0.0.1:$PORT
+    addr: 127.0.0.1:0
 observability:
   metrics:
-    addr: 127.0.0.1:$MPORT
+    addr: 127.0.0.1:0
 logging:
-  level: warn
+  level: info
 rate_limiter:
   enabled: false
 YAML
 PID=""
 trap '[[ -n $PID ]] && kill $PID 2>/dev/null; wait 2>/dev/null || true' EXIT
-TARGET=(--addr 127.0.0.1:$PORT)
-[[ $TRANSPORT == http ]] && TARGET=(--transport http --url http://127.0.0.1:$PORT/mcp)
+# listened LOG TRANSPORT: the address the daemon logged for TRANSPORT, or nothing yet.
+listened() { sed -n "s/.*msg=listening transport=$2 addr=\(127\.0\.0\.1:[0-9]*\).*/\1/p" "$1" | head -1; }
 for n in $SIZES; do
   "$OUT/erlmcp" start -config "$OUT/erlmcp.yaml" >"$OUT/erlmcp.$n.log" 2>&1 &
   PID=$!
-  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.05; done
+  ADDR="" MADDR=""
+  for _ in $(seq 200); do
+    ADDR=$(listened "$OUT/erlmcp.$n.log" tcp) MADDR=$(listened "$OUT/erlmcp.$n.log" metrics)
+    [[ -n $ADDR && -n $MADDR ]] && break
+    kill -0 "$PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  [[ -n $ADDR && -n $MADDR ]] || { cat "$OUT/erlmcp.$n.log" >&2; echo "idle_scale.sh: the daemon did not start" >&2; exit 1; }
+  TARGET=(--addr "$ADDR")
+  [[ $TRANSPORT == http ]] && TARGET=(--transport http --url "http://$ADDR/mcp")
   sleep 1 # let the daemon settle before the baseline
   echo "idle_scale.sh: $n sessions" >&2
   "$OUT/erlmcp" bench --mode idle "${TARGET[@]}" --conns "$n" --duration "$HOLD" --pid "$PID" \
-    --metrics http://127.0.0.1:$MPORT/metrics --source-ips 127.0.0.1-127.0.0.8 --quiet --json >"$OUT/idle.$n.json" ||
+    --metrics "http://$MADDR/metrics" --source-ips 127.0.0.1-127.0.0.8 --quiet --json >"$OUT/idle.$n.json" ||
     echo "idle_scale.sh: $n: bench exited $?" >&2
   kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
 done

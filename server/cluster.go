@@ -167,7 +167,7 @@ func (cn *clusterNode) onMessage(m *cluster.Message) {
 		}
 	case cluster.KindDeliver:
 		if _, cs := cn.localCopy(m.Session); cs != nil {
-			cs.hs.standalone.add(m.Data)
+			cs.hs.standaloneStream().add(m.Data)
 		} else {
 			cn.srv.log.Debug("cluster: message for a session this node does not hold", "session", m.Session, "from", m.From)
 		}

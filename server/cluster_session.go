@@ -38,7 +38,7 @@ func (cs *clusterSession) Send(msg []byte) error {
 		cs.cn.c.SendTo(*o, cluster.Message{Kind: cluster.KindDeliver, Session: cs.id, Data: msg}) // encoded (copied) now
 		return nil
 	}
-	cs.hs.standalone.add(msg)
+	cs.hs.standaloneStream().add(msg)
 	return nil
 }
 
@@ -157,7 +157,7 @@ func (cn *clusterNode) rehydrate(h *HTTP, sid string) *httpSession {
 	}
 	// Built whole before it is listed (as NewSession would list it at once): a request or
 	// a bus message that finds it sees the re-hydrated state, never a blank session.
-	hs := &httpSession{h: h, standalone: newSSEStream(0, h.cfg.EventStoreSize), endedCh: make(chan struct{})}
+	hs := &httpSession{h: h}
 	hs.touch()
 	cs := cn.output(hs, sid)
 	if !rec.Created.IsZero() {

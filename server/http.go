@@ -347,19 +347,26 @@ func (h *HTTP) serveMCP(ctx *fasthttp.RequestCtx) {
 }
 
 // httpSession is the HTTP state of a session-era session (Session.Value): its streams.
+// An idle session (initialized, no stream open) is this struct and its Session alone:
+// the standalone stream, the POST streams and the end channel are made on first use.
 type httpSession struct {
-	h          *HTTP
-	ss         *Session
-	standalone *sseStream // id 0: unsolicited messages, the GET stream
+	h    *HTTP
+	ss   *Session
+	solo atomic.Pointer[sseStream] // id 0: unsolicited messages, the GET stream (standaloneStream)
 
 	mu       sync.Mutex
-	streams  map[uint64]*sseStream // POST streams kept for resumption
-	order    []uint64              // their ids, oldest first
-	nextID   uint64
+	posts    *postStreams  // POST streams kept for resumption; nil until the first
+	endedCh  chan struct{} // closed by end; nil until a stream waits on it (endedChan)
 	ended    bool
-	endedCh  chan struct{}
 	active   atomic.Int32 // requests and responses in progress
 	lastUsed atomic.Int64 // unix nanoseconds
+}
+
+// postStreams are the POST streams a session keeps for Last-Event-ID replay.
+type postStreams struct {
+	byID   map[uint64]*sseStream
+	order  []uint64 // their ids, oldest first
+	nextID uint64
 }
 
 // maxKeptStreams bounds the POST streams a session keeps for Last-Event-ID replay.
@@ -372,9 +379,9 @@ func (h *HTTP) newSession(transport string) *httpSession {
 // newSessionAs makes a session with id; a shared one (a Streamable HTTP session, not a
 // legacy HTTP+SSE one) is shared with the other nodes in cluster mode.
 func (h *HTTP) newSessionAs(transport, id string, shared bool) *httpSession {
-	hs := &httpSession{h: h, standalone: newSSEStream(0, h.cfg.EventStoreSize), endedCh: make(chan struct{})}
+	hs := &httpSession{h: h}
 	hs.touch()
-	var out Output = hs.standalone
+	var out Output = (*standaloneOutput)(hs)
 	if cn := h.srv.cluster; cn != nil && shared {
 		out = cn.output(hs, id)
 	}
@@ -382,6 +389,50 @@ func (h *HTTP) newSessionAs(transport, id string, shared bool) *httpSession {
 	hs.ss.SetValue(hs)
 	return hs
 }
+
+// standaloneStream returns the session's standalone stream (id 0), making it on first use:
+// the first unsolicited message or GET. One made after end is born finished.
+func (hs *httpSession) standaloneStream() *sseStream {
+	if st := hs.solo.Load(); st != nil {
+		return st
+	}
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	if st := hs.solo.Load(); st != nil {
+		return st
+	}
+	st := newSSEStream(0, hs.h.cfg.EventStoreSize)
+	if hs.ended {
+		st.finish()
+	}
+	hs.solo.Store(st)
+	return st
+}
+
+// endedChan returns a channel closed when the session ends, making it on first use.
+func (hs *httpSession) endedChan() <-chan struct{} {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	if hs.endedCh == nil {
+		hs.endedCh = make(chan struct{})
+		if hs.ended {
+			close(hs.endedCh)
+		}
+	}
+	return hs.endedCh
+}
+
+// standaloneOutput is the Output of a session's unsolicited messages: its standalone
+// stream, made when the first message comes.
+type standaloneOutput httpSession
+
+func (o *standaloneOutput) Reply(msg []byte) { (*httpSession)(o).standaloneStream().add(msg) }
+func (o *standaloneOutput) Send(msg []byte) error {
+	(*httpSession)(o).standaloneStream().add(msg)
+	return nil
+}
+func (o *standaloneOutput) Hold()    {}
+func (o *standaloneOutput) Release() {}
 
 func (hs *httpSession) touch() { hs.lastUsed.Store(time.Now().UnixNano()) }
 
@@ -399,37 +450,45 @@ func (h *HTTP) lookup(id string) *httpSession {
 func (hs *httpSession) newStream() *sseStream {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
-	hs.nextID++
-	st := newSSEStream(hs.nextID, hs.h.cfg.EventStoreSize)
-	if hs.streams == nil {
-		hs.streams = make(map[uint64]*sseStream)
+	ps := hs.posts
+	if ps == nil {
+		ps = &postStreams{}
+		hs.posts = ps
 	}
-	hs.streams[st.id] = st
-	hs.order = append(hs.order, st.id)
+	ps.nextID++
+	st := newSSEStream(ps.nextID, hs.h.cfg.EventStoreSize)
+	if ps.byID == nil {
+		ps.byID = make(map[uint64]*sseStream)
+	}
+	ps.byID[st.id] = st
+	ps.order = append(ps.order, st.id)
 	// Forget streams that are complete and delivered, then the oldest beyond the bound.
-	kept := hs.order[:0]
-	for _, id := range hs.order {
-		if s := hs.streams[id]; s != nil && s != st && s.finished() {
-			delete(hs.streams, id)
+	kept := ps.order[:0]
+	for _, id := range ps.order {
+		if s := ps.byID[id]; s != nil && s != st && s.finished() {
+			delete(ps.byID, id)
 			continue
 		}
 		kept = append(kept, id)
 	}
-	hs.order = kept
-	for len(hs.order) > maxKeptStreams {
-		delete(hs.streams, hs.order[0])
-		hs.order = hs.order[1:]
+	ps.order = kept
+	for len(ps.order) > maxKeptStreams {
+		delete(ps.byID, ps.order[0])
+		ps.order = ps.order[1:]
 	}
 	return st
 }
 
 func (hs *httpSession) stream(id uint64) *sseStream {
 	if id == 0 {
-		return hs.standalone
+		return hs.standaloneStream()
 	}
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
-	return hs.streams[id]
+	if hs.posts == nil {
+		return nil
+	}
+	return hs.posts.byID[id]
 }
 
 // end closes the session and its streams. Idempotent.
@@ -440,12 +499,19 @@ func (hs *httpSession) end() {
 		return
 	}
 	hs.ended = true
-	streams := hs.streams
-	hs.streams, hs.order = nil, nil
-	close(hs.endedCh)
+	var streams map[uint64]*sseStream
+	if hs.posts != nil {
+		streams = hs.posts.byID
+		hs.posts.byID, hs.posts.order = nil, nil
+	}
+	if hs.endedCh != nil {
+		close(hs.endedCh)
+	}
 	hs.mu.Unlock()
 	hs.ss.Close()
-	hs.standalone.finish()
+	if st := hs.solo.Load(); st != nil {
+		st.finish()
+	}
 	for _, st := range streams {
 		st.finish()
 	}
@@ -679,9 +745,9 @@ func (h *HTTP) respond(ctx *fasthttp.RequestCtx, out *postOutput, hs *httpSessio
 	ctx.SetContentType("text/event-stream")
 	ctx.Response.Header.Set("Cache-Control", "no-cache, no-transform")
 	retry := h.cfg.SSERetry
-	ended := h.stop
+	var ended <-chan struct{} = h.stop
 	if hs != nil {
-		ended = hs.endedCh
+		ended = hs.endedChan()
 	}
 	h.streams.Add(1)
 	gen := st.attach()
@@ -742,7 +808,8 @@ func (h *HTTP) serveGet(ctx *fasthttp.RequestCtx) {
 	if hs == nil {
 		return
 	}
-	st, cursor := hs.standalone, uint64(0)
+	solo := hs.standaloneStream()
+	st, cursor := solo, uint64(0)
 	resumed := false
 	if last := strings.TrimSpace(string(ctx.Request.Header.Peek(hdrLastEventID))); last != "" {
 		if sid, seq, ok := parseEventID(last); ok {
@@ -762,7 +829,7 @@ func (h *HTTP) serveGet(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("text/event-stream")
 	ctx.Response.Header.Set("Cache-Control", "no-cache, no-transform")
 	gen := st.attach()
-	if cn := h.srv.cluster; cn != nil && st == hs.standalone {
+	if cn := h.srv.cluster; cn != nil && st == solo {
 		cn.streamOpened(hs) // this node is the session's owner now
 	}
 	h.streams.Add(1)
@@ -773,7 +840,7 @@ func (h *HTTP) serveGet(ctx *fasthttp.RequestCtx) {
 		if _, err := w.WriteString(": ok\n\n"); err != nil || w.Flush() != nil {
 			return
 		}
-		sw := &sseWriter{w: w, ids: true, keepalive: h.cfg.SSEKeepAlive, stop: hs.endedCh, shutdown: h.stop}
+		sw := &sseWriter{w: w, ids: true, keepalive: h.cfg.SSEKeepAlive, stop: hs.endedChan(), shutdown: h.stop}
 		sw.follow(st, gen, cursor)
 	})
 }

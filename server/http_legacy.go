@@ -28,7 +28,8 @@ func (h *HTTP) serveLegacyStream(ctx *fasthttp.RequestCtx) {
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentType("text/event-stream")
 	ctx.Response.Header.Set("Cache-Control", "no-cache, no-transform")
-	gen := hs.standalone.attach()
+	solo := hs.standaloneStream()
+	gen := solo.attach()
 	h.streams.Add(1)
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer h.streams.Add(-1)
@@ -37,8 +38,8 @@ func (h *HTTP) serveLegacyStream(ctx *fasthttp.RequestCtx) {
 		if _, err := w.WriteString("event: endpoint\ndata: " + endpoint + "\n\n"); err != nil || w.Flush() != nil {
 			return
 		}
-		sw := &sseWriter{w: w, keepalive: h.cfg.SSEKeepAlive, stop: hs.endedCh, shutdown: h.stop}
-		sw.follow(hs.standalone, gen, 0)
+		sw := &sseWriter{w: w, keepalive: h.cfg.SSEKeepAlive, stop: hs.endedChan(), shutdown: h.stop}
+		sw.follow(solo, gen, 0)
 	})
 }
 
@@ -59,6 +60,6 @@ func (h *HTTP) serveLegacyPost(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	hs.touch()
-	h.srv.HandleFrame(hs.ss, ctx.PostBody(), hs.standalone)
+	h.srv.HandleFrame(hs.ss, ctx.PostBody(), hs.standaloneStream())
 	ctx.SetStatusCode(fasthttp.StatusAccepted)
 }
