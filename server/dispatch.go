@@ -193,6 +193,15 @@ func (s *Server) handleRequest(ss *Session, m *codec.Message, out Output, start 
 // versionFor tells which protocol version governs r: the request's own _meta version (the
 // stateless era) or else the session's negotiated one, or our latest before initialize.
 func (s *Server) versionFor(ss *Session, r *Request) protoVersion {
+	if o, ok := r.out.(*postOutput); ok && o.meta != nil { // read already (serveStateless)
+		r.meta = o.meta
+		if len(o.meta.ProgressToken) > 0 {
+			r.progressToken = o.meta.ProgressToken
+		}
+		if v := parseVersion(o.meta.ProtocolVersion); v != protoUnknown {
+			return v
+		}
+	}
 	if len(r.Params) > 0 && bytes.Contains(r.Params, []byte(`"_meta"`)) {
 		var pm paramsMeta
 		if codec.Unmarshal(r.Params, &pm) == nil && pm.Meta != nil {

@@ -874,6 +874,10 @@ type postOutput struct {
 	// MRTR: the 2026 request's inputResponses and verified requestState (stateless.go).
 	mrtr *mrtrInput
 
+	// meta is the request's params._meta as serveStateless read it, or nil (versionFor
+	// then decodes it from params).
+	meta *requestMeta
+
 	// others counts collected messages that are not responses (notifications, requests).
 	others int
 

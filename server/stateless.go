@@ -97,12 +97,21 @@ func (h *HTTP) serveStateless(ctx *fasthttp.RequestCtx, m *codec.Message, okJSON
 	}
 	fail := func(status int, e *codec.Error) { h.writeError(ctx, status, m.ID, e) }
 
-	// 1. The _meta shape.
+	// 1. The _meta shape. The common shape is read by one walk, which also yields the
+	// request _meta that dispatch would otherwise decode again (versionFor); anything else
+	// goes through sonic.
 	var p statelessParams
+	var pm statelessMeta
+	var meta *requestMeta
 	if len(m.Params) > 0 {
-		if err := codec.Unmarshal(m.Params, &p); err != nil {
-			fail(fasthttp.StatusBadRequest, codec.NewError(codec.CodeInvalidParams, "invalid %s params: %v", snippet(m.Method), err))
-			return
+		if rm := new(requestMeta); fastStatelessParams(m.Params, &p, &pm, rm) {
+			meta = rm
+		} else {
+			p = statelessParams{}
+			if err := codec.Unmarshal(m.Params, &p); err != nil {
+				fail(fasthttp.StatusBadRequest, codec.NewError(codec.CodeInvalidParams, "invalid %s params: %v", snippet(m.Method), err))
+				return
+			}
 		}
 	}
 	switch {
