@@ -168,6 +168,7 @@ func (h *HTTP) serveStateless(ctx *fasthttp.RequestCtx, m *codec.Message, okJSON
 		clientCaps: p.Meta.ClientCapabilities, clientInfo: p.Meta.ClientInfo, logLevel: p.Meta.LogLevel.severity()}
 	out := newPostOutput()
 	out.setTraceHeaders(ctx)
+	out.meta = meta
 	out.mrtr = &mrtrInput{state: state, hasState: p.RequestState != nil}
 	if strings.HasPrefix(state, autoStatePrefix) {
 		// A state statelessCall made: earlier rounds' answers, not the handler's own.
