@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -460,7 +461,7 @@ func TestLoadBalancerConfigsValid(t *testing.T) {
 // that includes the snippet, and returns its path.
 func nginxMainConf(t *testing.T, dir, snippet string) string {
 	t.Helper()
-	abs, err := exec.Command("realpath", snippet).Output()
+	abs, err := filepath.Abs(snippet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -480,7 +481,7 @@ http {
   scgi_temp_path %[1]s/scgi;
   include %[2]s;
 }
-`, dir, strings.TrimSpace(string(abs)))
+`, dir, abs)
 	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
