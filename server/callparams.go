@@ -7,7 +7,14 @@ package server
 // not a plain string, bytes the fast walk would not vouch for) goes through sonic
 // (decodeParams), which then gives the result or the error. TestCallParamsDifferential and
 // FuzzCallParams hold the walk to sonic's results.
+//
+// A stateless HTTP request's name and arguments were read already with its _meta
+// (serveStateless, fastStatelessParams); p.Meta then stays nil, as nothing reads it.
 func decodeCallParams(r *Request, p *CallToolParams) error {
+	if o, ok := r.out.(*postOutput); ok && o.hasCall {
+		*p = o.call
+		return nil
+	}
 	if fastCallParams(r.Params, p) {
 		return nil
 	}

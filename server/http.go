@@ -877,6 +877,10 @@ type postOutput struct {
 	// meta is the request's params._meta as serveStateless read it, or nil (versionFor
 	// then decodes it from params).
 	meta *requestMeta
+	// call is the tools/call name and arguments read with meta (hasCall), which
+	// decodeCallParams takes instead of decoding params again.
+	call    CallToolParams
+	hasCall bool
 
 	// others counts collected messages that are not responses (notifications, requests).
 	others int
@@ -908,23 +912,30 @@ func (o *postOutput) signal() {
 	}
 }
 
-func (o *postOutput) Reply(msg []byte) { _ = o.Send(msg) }
+// Reply queues a reply: by the Output contract a response (or a batch of them), so it
+// is not decoded again to tell (isResponse).
+func (o *postOutput) Reply(msg []byte) { o.add(msg, true) }
 
 func (o *postOutput) Send(msg []byte) error {
+	o.add(msg, false)
+	return nil
+}
+
+// add queues msg; response says it is known to be a response.
+func (o *postOutput) add(msg []byte, response bool) {
 	o.mu.Lock()
 	if o.st != nil {
 		st := o.st
 		o.mu.Unlock()
 		st.add(msg)
-		return nil
+		return
 	}
 	o.replies = append(o.replies, append([]byte(nil), msg...))
-	if !isResponse(msg) {
+	if !response && !isResponse(msg) {
 		o.others++
 	}
 	o.mu.Unlock()
 	o.signal()
-	return nil
 }
 
 // isResponse reports whether msg is a JSON-RPC response (or a batch of them) rather than a

@@ -169,6 +169,12 @@ func (h *HTTP) serveStateless(ctx *fasthttp.RequestCtx, m *codec.Message, okJSON
 	out := newPostOutput()
 	out.setTraceHeaders(ctx)
 	out.meta = meta
+	if meta != nil && m.Method == MethodToolsCall {
+		// The walk read name and arguments too; arguments are copied, as the call may
+		// outlive the request body (a worker still running when the response streams).
+		out.call = CallToolParams{Name: p.Name, Arguments: bytes.Clone(p.Arguments)}
+		out.hasCall = true
+	}
 	out.mrtr = &mrtrInput{state: state, hasState: p.RequestState != nil}
 	if strings.HasPrefix(state, autoStatePrefix) {
 		// A state statelessCall made: earlier rounds' answers, not the handler's own.

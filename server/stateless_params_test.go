@@ -56,9 +56,18 @@ func checkStatelessParams(t *testing.T, in []byte) {
 	if string(p.Arguments) != string(want.Arguments) {
 		t.Fatalf("%s: arguments %s, sonic %s", in, p.Arguments, want.Arguments)
 	}
+	args := want.Arguments
 	p.Arguments, want.Arguments = nil, nil
 	if !reflect.DeepEqual(p, want) {
 		t.Fatalf("%s: walk %+v (meta %+v), sonic %+v (meta %+v)", in, p, p.Meta, want, want.Meta)
+	}
+	// tools/call takes name and arguments from the walk (decodeCallParams).
+	var call CallToolParams
+	if err := codec.Unmarshal(in, &call); err != nil {
+		t.Fatalf("%s: walk accepted what the tools/call decode refuses: %v", in, err)
+	}
+	if call.Name != p.Name || string(call.Arguments) != string(args) {
+		t.Fatalf("%s: walk name %q, sonic's tools/call params %+v", in, p.Name, call)
 	}
 	var wantMeta paramsMeta
 	if err := codec.Unmarshal(in, &wantMeta); err != nil {
