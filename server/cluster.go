@@ -217,7 +217,7 @@ func (cn *clusterNode) sessionRecord(id string) (*cluster.SessionRecord, bool) {
 	}
 	rec := &cluster.SessionRecord{ID: id, ProtocolVersion: ss.version.String(), LogLevel: levelName(ss.logLevel), Created: cs.created}
 	info, caps := ss.clientInfo, ss.clientCaps
-	for uri := range ss.subs {
+	for uri := range ss.subsLocked() {
 		rec.Subscriptions = append(rec.Subscriptions, uri)
 	}
 	ss.mu.Unlock()

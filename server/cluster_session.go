@@ -82,15 +82,7 @@ func (cs *clusterSession) apply(ss *Session, m *cluster.Message) {
 			ss.mu.Unlock()
 			return
 		}
-		_, had := ss.subs[uri]
-		if on && !had {
-			if ss.subs == nil {
-				ss.subs = make(map[string]struct{})
-			}
-			ss.subs[uri] = struct{}{}
-		} else if !on {
-			delete(ss.subs, uri)
-		}
+		had := ss.setSubLocked(uri, on)
 		ss.mu.Unlock()
 		switch {
 		case on && !had:
@@ -167,13 +159,10 @@ func (cn *clusterNode) rehydrate(h *HTTP, sid string) *httpSession {
 	cs.owner.Store(&owner)
 	ss := &Session{srv: cn.srv, out: cs, transport: "http", id: sid, seq: cn.srv.sessions.seq.Add(1),
 		version: v, initialized: true, ready: true, clientInfo: info, clientCaps: caps,
-		logLevel: LoggingLevel(rec.LogLevel).severity(), value: hs}
+		logLevel: LoggingLevel(rec.LogLevel).severity(), http: hs}
 	ss.lastActive.Store(coarseNow())
-	if len(rec.Subscriptions) > 0 {
-		ss.subs = make(map[string]struct{}, len(rec.Subscriptions))
-		for _, uri := range rec.Subscriptions {
-			ss.subs[uri] = struct{}{}
-		}
+	for _, uri := range rec.Subscriptions {
+		ss.setSubLocked(uri, true) // not shared yet: no lock needed
 	}
 	hs.ss = ss
 	for _, uri := range rec.Subscriptions {

@@ -199,11 +199,7 @@ func (s *Server) subscribe(ctx context.Context, r *Request) (any, error) {
 		ss.mu.Unlock()
 		return nil, codec.NewError(codec.CodeConnectionClosed, "session closed")
 	}
-	if ss.subs == nil {
-		ss.subs = make(map[string]struct{})
-	}
-	_, had := ss.subs[p.URI]
-	ss.subs[p.URI] = struct{}{}
+	had := ss.setSubLocked(p.URI, true)
 	ss.mu.Unlock()
 	if !had {
 		s.subs.add(p.URI, ss)
@@ -221,8 +217,7 @@ func (s *Server) unsubscribe(ctx context.Context, r *Request) (any, error) {
 	}
 	ss := r.Session
 	ss.mu.Lock()
-	_, had := ss.subs[p.URI]
-	delete(ss.subs, p.URI)
+	had := ss.setSubLocked(p.URI, false)
 	ss.mu.Unlock()
 	if had {
 		s.subs.remove(p.URI, ss)

@@ -19,7 +19,9 @@ import (
 // Session is one client's conversation with the server: a TCP connection, a stdio pipe, or
 // an HTTP session (Mcp-Session-Id). It holds what initialize negotiated and what the client
 // asked for since (log level, subscriptions), plus the requests in flight both ways.
-// Maps are made on first use so that an idle session stays small.
+// Maps and the requests-in-flight state are made on first use so that an idle session
+// stays small (an idle HTTP session is this struct, its httpSession, its id and its
+// session-table entry; the client's initialize info is shared with identical clients).
 //
 // Session is safe for concurrent use.
 type Session struct {
@@ -33,20 +35,64 @@ type Session struct {
 	initialized bool // initialize answered
 	ready       bool // notifications/initialized received
 	closed      bool
-	logLevel    uint8 // severity; 0 = not set (no notifications/message sent)
-	clientInfo  *Implementation
-	clientCaps  *ClientCapabilities
-	inflight    map[string]context.CancelFunc // async requests by id key
-	pending     map[int64]chan clientReply    // server→client requests by id
-	subs        map[string]struct{}           // subscribed resource URIs
-	nextID      int64
-	value       any
-	stateless   bool // a throwaway session of one 2026-07-28 request (no server→client requests)
+	logLevel    uint8               // severity; 0 = not set (no notifications/message sent)
+	stateless   bool                // a throwaway session of one 2026-07-28 request (no server→client requests)
+	filed       bool                // filed in the session table under id (set once, in add; id is fixed then)
+	clientInfo  *Implementation     // shared with sessions whose client said the same (internClient)
+	clientCaps  *ClientCapabilities // likewise
+	ext         *sessionExt         // the rest; nil until the session needs some of it
+	http        *httpSession        // the HTTP transport's state (SetValue of an *httpSession)
 
 	lastActive atomic.Int64               // unix seconds of the last message
 	sec        atomic.Pointer[sessionSec] // principal and rate-limit key (auth.go)
 	seq        uint64                     // creation order; shards anonymous sessions
-	tableKey   string                     // id the session table filed it under (set once, in add)
+}
+
+// sessionExt is what a session has only once it does more than sit idle: requests in
+// flight both ways (async ones from the client that notifications/cancelled may cancel,
+// server→client ones waiting for their answer), subscriptions, a SetValue value.
+type sessionExt struct {
+	inflight map[string]context.CancelFunc // async requests by id key
+	pending  map[int64]chan clientReply    // server→client requests by id
+	subs     map[string]struct{}           // subscribed resource URIs
+	nextID   int64
+	value    any // what SetValue stored, unless an *httpSession (Session.http)
+}
+
+// extLocked returns the session's sessionExt, making it; ss.mu must be held.
+func (ss *Session) extLocked() *sessionExt {
+	if ss.ext == nil {
+		ss.ext = &sessionExt{}
+	}
+	return ss.ext
+}
+
+// subsLocked returns the subscribed resource URIs (nil when none); ss.mu must be held.
+func (ss *Session) subsLocked() map[string]struct{} {
+	if ss.ext == nil {
+		return nil
+	}
+	return ss.ext.subs
+}
+
+// setSubLocked records (on) or drops the subscription to uri and reports whether the
+// session had it before; ss.mu must be held.
+func (ss *Session) setSubLocked(uri string, on bool) (had bool) {
+	if ss.ext == nil && !on {
+		return false
+	}
+	x := ss.extLocked()
+	_, had = x.subs[uri]
+	switch {
+	case on && !had:
+		if x.subs == nil {
+			x.subs = make(map[string]struct{})
+		}
+		x.subs[uri] = struct{}{}
+	case !on && had:
+		delete(x.subs, uri)
+	}
+	return had
 }
 
 type clientReply struct {
@@ -77,8 +123,8 @@ func (ss *Session) ID() string {
 // Key returns a process-unique name for the session, cheap to make and never shown to
 // clients (rate-limit keys): the HTTP session id when there is one, else a sequence number.
 func (ss *Session) Key() string {
-	if ss.tableKey != "" {
-		return ss.tableKey
+	if ss.filed {
+		return ss.id // never written once filed
 	}
 	return "#" + strconv.FormatUint(ss.seq, 36)
 }
@@ -107,14 +153,16 @@ func (ss *Session) Initialized() bool {
 	return ss.initialized
 }
 
-// ClientInfo returns the client's initialize clientInfo, or nil.
+// ClientInfo returns the client's initialize clientInfo, or nil. It may be shared with
+// other sessions: do not modify it.
 func (ss *Session) ClientInfo() *Implementation {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	return ss.clientInfo
 }
 
-// ClientCapabilities returns the client's declared capabilities, or nil.
+// ClientCapabilities returns the client's declared capabilities, or nil. It may be shared
+// with other sessions: do not modify it.
 func (ss *Session) ClientCapabilities() *ClientCapabilities {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -122,10 +170,30 @@ func (ss *Session) ClientCapabilities() *ClientCapabilities {
 }
 
 // SetValue stores transport data on the session; Value returns it.
-func (ss *Session) SetValue(v any) { ss.mu.Lock(); ss.value = v; ss.mu.Unlock() }
+func (ss *Session) SetValue(v any) {
+	ss.mu.Lock()
+	ss.http, _ = v.(*httpSession) // the HTTP transport's own, typed: one word per session
+	switch {
+	case ss.http == nil:
+		ss.extLocked().value = v
+	case ss.ext != nil:
+		ss.ext.value = nil
+	}
+	ss.mu.Unlock()
+}
 
 // Value returns what SetValue stored.
-func (ss *Session) Value() any { ss.mu.Lock(); defer ss.mu.Unlock(); return ss.value }
+func (ss *Session) Value() any {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.http != nil {
+		return ss.http
+	}
+	if ss.ext == nil {
+		return nil
+	}
+	return ss.ext.value
+}
 
 // LastActive returns when the session last received a message.
 func (ss *Session) LastActive() time.Time { return time.Unix(ss.lastActive.Load(), 0) }
@@ -142,8 +210,13 @@ func (ss *Session) Close() {
 		return
 	}
 	ss.closed = true
-	inflight, pending, subs := ss.inflight, ss.pending, ss.subs
-	ss.inflight, ss.pending, ss.subs = nil, nil, nil
+	var inflight map[string]context.CancelFunc
+	var pending map[int64]chan clientReply
+	var subs map[string]struct{}
+	if x := ss.ext; x != nil {
+		inflight, pending, subs = x.inflight, x.pending, x.subs
+		x.inflight, x.pending, x.subs = nil, nil, nil
+	}
 	ss.mu.Unlock()
 	for _, cancel := range inflight {
 		cancel()
@@ -201,16 +274,17 @@ func (ss *Session) call(ctx context.Context, out Output, method string, params, 
 		ss.mu.Unlock()
 		return codec.NewError(codec.CodeConnectionClosed, "session closed")
 	}
-	ss.nextID++
-	id := ss.nextID
-	if ss.pending == nil {
-		ss.pending = make(map[int64]chan clientReply)
+	calls := ss.extLocked()
+	calls.nextID++
+	id := calls.nextID
+	if calls.pending == nil {
+		calls.pending = make(map[int64]chan clientReply)
 	}
-	ss.pending[id] = ch
+	calls.pending[id] = ch
 	ss.mu.Unlock()
 	defer func() {
 		ss.mu.Lock()
-		delete(ss.pending, id)
+		delete(calls.pending, id)
 		ss.mu.Unlock()
 	}()
 
@@ -269,9 +343,12 @@ func (ss *Session) deliver(m *codec.Message) bool {
 		return false
 	}
 	ss.mu.Lock()
-	ch, ok := ss.pending[id]
-	if ok {
-		delete(ss.pending, id)
+	var ch chan clientReply
+	ok := false
+	if x := ss.ext; x != nil {
+		if ch, ok = x.pending[id]; ok {
+			delete(x.pending, id)
+		}
 	}
 	ss.mu.Unlock()
 	if !ok {
@@ -292,24 +369,31 @@ func (ss *Session) track(key string, cancel context.CancelFunc) bool {
 	if ss.closed {
 		return false
 	}
-	if ss.inflight == nil {
-		ss.inflight = make(map[string]context.CancelFunc)
+	calls := ss.extLocked()
+	if calls.inflight == nil {
+		calls.inflight = make(map[string]context.CancelFunc)
 	}
-	ss.inflight[key] = cancel
+	calls.inflight[key] = cancel
 	return true
 }
 
 func (ss *Session) untrack(key string) {
 	ss.mu.Lock()
-	delete(ss.inflight, key)
+	if ss.ext != nil {
+		delete(ss.ext.inflight, key)
+	}
 	ss.mu.Unlock()
 }
 
 // cancel cancels the in-flight request with the given id key.
 func (ss *Session) cancel(key string) bool {
 	ss.mu.Lock()
-	c, ok := ss.inflight[key]
-	delete(ss.inflight, key)
+	var c context.CancelFunc
+	ok := false
+	if ss.ext != nil {
+		c, ok = ss.ext.inflight[key]
+		delete(ss.ext.inflight, key)
+	}
 	ss.mu.Unlock()
 	if ok {
 		c()
@@ -340,21 +424,21 @@ func (t *sessionTable) init() {
 	}
 }
 
-// shardOf files a session by the id it had when added (tableKey, fixed from then on), so a
-// session that ID() names later is still found where it was filed.
+// shardOf files a session by the id it had when added (filed: the id is fixed from then
+// on), so a session that ID() names later is still found where it was filed.
 func (t *sessionTable) shardOf(ss *Session) *sessionShard {
-	if ss.tableKey != "" {
-		return &t.shards[maphash.String(t.seed, ss.tableKey)%uint64(len(t.shards))]
+	if ss.filed {
+		return &t.shards[maphash.String(t.seed, ss.id)%uint64(len(t.shards))]
 	}
 	return &t.shards[ss.seq%uint64(len(t.shards))]
 }
 
 func (t *sessionTable) add(ss *Session) {
-	ss.tableKey = ss.id // before the session is shared: never written again
+	ss.filed = ss.id != "" // before the session is shared: never written again
 	sh := t.shardOf(ss)
 	sh.mu.Lock()
-	if ss.tableKey != "" {
-		sh.byID[ss.tableKey] = ss
+	if ss.filed {
+		sh.byID[ss.id] = ss
 	} else {
 		sh.anon[ss] = struct{}{}
 	}
@@ -366,9 +450,9 @@ func (t *sessionTable) remove(ss *Session) {
 	sh := t.shardOf(ss)
 	sh.mu.Lock()
 	removed := false
-	if ss.tableKey != "" {
-		if sh.byID[ss.tableKey] == ss {
-			delete(sh.byID, ss.tableKey)
+	if ss.filed {
+		if sh.byID[ss.id] == ss {
+			delete(sh.byID, ss.id)
 			removed = true
 		}
 	} else if _, ok := sh.anon[ss]; ok {
