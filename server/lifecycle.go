@@ -39,10 +39,7 @@ func (s *Server) initialize(ctx context.Context, r *Request) (any, error) {
 	}
 	ss.initialized = true
 	ss.version = v
-	info := p.ClientInfo
-	caps := p.Capabilities
-	ss.clientInfo = &info
-	ss.clientCaps = &caps
+	ss.clientInfo, ss.clientCaps = internClient(r.Params, p.ClientInfo, p.Capabilities)
 	ss.mu.Unlock()
 	if cn := s.cluster; cn != nil {
 		cn.initialized(ss) // the session's record, for the other nodes
