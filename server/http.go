@@ -230,7 +230,7 @@ func (h *HTTP) checkOrigin(ctx *fasthttp.RequestCtx) bool {
 		return true
 	}
 	if h.cfg.DNSRebindingProtection {
-		if !h.hostAllowed(string(ctx.Host())) {
+		if !h.hostAllowed(b2str(ctx.Host())) { // not kept: no copy
 			return false
 		}
 		if origin != "" {
@@ -302,25 +302,50 @@ func accepts(ctx *fasthttp.RequestCtx) (json, sse bool) {
 	if len(a) == 0 {
 		return true, true // absent Accept means anything (RFC 9110)
 	}
-	for _, part := range bytes.Split(a, []byte{','}) {
-		mt := bytes.TrimSpace(part)
-		if i := bytes.IndexByte(mt, ';'); i >= 0 {
-			mt = bytes.TrimSpace(mt[:i])
+	for len(a) > 0 { // the comma-separated media ranges, without allocating
+		part := a
+		if i := bytes.IndexByte(a, ','); i >= 0 {
+			part, a = a[:i], a[i+1:]
+		} else {
+			a = nil
 		}
-		switch strings.ToLower(string(mt)) {
-		case "application/json":
+		mt := part
+		if i := bytes.IndexByte(mt, ';'); i >= 0 {
+			mt = mt[:i]
+		}
+		switch mt = bytes.TrimSpace(mt); {
+		case asciiEqualFold(mt, "application/json"):
 			json = true
-		case "text/event-stream":
+		case asciiEqualFold(mt, "text/event-stream"):
 			sse = true
-		case "*/*":
+		case asciiEqualFold(mt, "*/*"):
 			json, sse = true, true
-		case "application/*":
+		case asciiEqualFold(mt, "application/*"):
 			json = true
-		case "text/*":
+		case asciiEqualFold(mt, "text/*"):
 			sse = true
 		}
 	}
 	return json, sse
+}
+
+// asciiEqualFold reports whether b equals the lower-case ASCII s, ignoring the case of
+// ASCII letters only (strings.ToLower also folds non-ASCII letters, none of which can
+// match s).
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // serveMCP is the Streamable HTTP endpoint.

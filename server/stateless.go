@@ -74,8 +74,8 @@ func (h *HTTP) isStateless(ctx *fasthttp.RequestCtx, m *codec.Message) bool {
 	if len(ctx.Request.Header.Peek(hdrSessionID)) > 0 {
 		return false
 	}
-	if hv := strings.TrimSpace(string(ctx.Request.Header.Peek(hdrProtocol))); hv != "" {
-		pv := parseVersion(hv)
+	if hv := bytes.TrimSpace(ctx.Request.Header.Peek(hdrProtocol)); len(hv) > 0 {
+		pv := parseVersion(b2str(hv))
 		return pv == protoUnknown || pv >= proto20260728
 	}
 	return bytes.Contains(m.Params, []byte(metaProtocolVersion))
@@ -127,7 +127,8 @@ func (h *HTTP) serveStateless(ctx *fasthttp.RequestCtx, m *codec.Message, okJSON
 	}
 	mv := *p.Meta.ProtocolVersion
 	// 2. Header and body must agree.
-	if hv := strings.TrimSpace(string(ctx.Request.Header.Peek(hdrProtocol))); hv != "" && hv != mv {
+	if hb := bytes.TrimSpace(ctx.Request.Header.Peek(hdrProtocol)); len(hb) > 0 && b2str(hb) != mv {
+		hv := string(hb)
 		fail(fasthttp.StatusBadRequest, codec.NewError(codeHeaderMismatch, "MCP-Protocol-Version header %q does not match params._meta protocol version %q", snippet(hv), snippet(mv)))
 		return
 	}
@@ -215,8 +216,8 @@ func checkRoutingHeaders(ctx *fasthttp.RequestCtx, method string, p *statelessPa
 	if hm == nil {
 		return codec.NewError(codeHeaderMismatch, "missing Mcp-Method header (want %q)", snippet(method))
 	}
-	if v := strings.TrimSpace(string(hm)); v != method {
-		return codec.NewError(codeHeaderMismatch, "Mcp-Method header %q does not match the body's method %q", snippet(v), snippet(method))
+	if v := bytes.TrimSpace(hm); b2str(v) != method {
+		return codec.NewError(codeHeaderMismatch, "Mcp-Method header %q does not match the body's method %q", snippet(string(v)), snippet(method))
 	}
 	var want string
 	switch method {
@@ -233,8 +234,8 @@ func checkRoutingHeaders(ctx *fasthttp.RequestCtx, method string, p *statelessPa
 	if hn == nil {
 		return codec.NewError(codeHeaderMismatch, "missing Mcp-Name header (want %q)", snippet(want))
 	}
-	if v := strings.TrimSpace(string(hn)); v != want {
-		return codec.NewError(codeHeaderMismatch, "Mcp-Name header %q does not match the body's %q", snippet(v), snippet(want))
+	if v := bytes.TrimSpace(hn); b2str(v) != want {
+		return codec.NewError(codeHeaderMismatch, "Mcp-Name header %q does not match the body's %q", snippet(string(v)), snippet(want))
 	}
 	return nil
 }

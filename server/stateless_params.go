@@ -97,8 +97,11 @@ func fastStatelessMeta(v []byte, pm *statelessMeta, rm *requestMeta) bool {
 				return false
 			}
 			info := new(Implementation)
-			if codec.Unmarshal(val, info) != nil {
-				return false
+			if !fastImplementation(val, info) {
+				*info = Implementation{}
+				if codec.Unmarshal(val, info) != nil {
+					return false
+				}
 			}
 			pm.ClientInfo, rm.ClientInfo = info, info
 			return true
@@ -122,6 +125,36 @@ func fastStatelessMeta(v []byte, pm *statelessMeta, rm *requestMeta) bool {
 		}
 		return !foldsTo(key, metaProtocolVersion, metaClientCapabilities, metaClientInfo, metaLogLevel,
 			"progressToken", "traceparent", "tracestate")
+	})
+	return ok
+}
+
+// fastImplementation reads clientInfo (the object v) when every member is a plain string
+// member of Implementation, each once; false leaves it to sonic (info may be partly set).
+func fastImplementation(v []byte, info *Implementation) bool {
+	var seen uint8
+	_, ok := fastMembers(v, 0, func(key string, val []byte) bool {
+		var dst *string
+		var bit uint8
+		switch key {
+		case "name":
+			dst, bit = &info.Name, 1
+		case "title":
+			dst, bit = &info.Title, 2
+		case "version":
+			dst, bit = &info.Version, 4
+		case "description":
+			dst, bit = &info.Description, 8
+		case "websiteUrl":
+			dst, bit = &info.WebsiteURL, 16
+		default:
+			return false // icons, unknown or case-folded members: sonic
+		}
+		if seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		return plainString(val, dst)
 	})
 	return ok
 }
