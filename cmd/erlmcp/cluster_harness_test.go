@@ -22,14 +22,28 @@ import (
 )
 
 // needCommands fails the test when a program the cluster tests run is missing: CI installs
-// them (.ci/run), so a missing one is a broken machine, not a reason to skip.
+// them (.ci/run), so a missing one is a broken machine, not a reason to skip. haproxy and
+// nginx live in /usr/sbin, which a non-root PATH often lacks: it is searched too.
 func needCommands(t *testing.T, names ...string) {
 	t.Helper()
 	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
+		if program(n) == "" {
 			t.Fatalf("%s is required by the cluster tests (apt-get install %s; .ci/run installs it)", n, debianPackage[n])
 		}
 	}
+}
+
+// program returns the path of an installed program (PATH, then /usr/sbin and /sbin), or "".
+func program(name string) string {
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin"} {
+		if p, err := exec.LookPath(filepath.Join(dir, name)); err == nil {
+			return p
+		}
+	}
+	return ""
 }
 
 var debianPackage = map[string]string{"redis-server": "redis-server", "haproxy": "haproxy", "nginx": "nginx-light"}
@@ -91,7 +105,7 @@ func (r *redisProc) url() string { return "unix://" + r.sock }
 func (r *redisProc) start() {
 	r.t.Helper()
 	r.out = &syncBuffer{}
-	cmd := exec.Command("redis-server", "--port", "0", "--unixsocket", r.sock, "--unixsocketperm", "700",
+	cmd := exec.Command(program("redis-server"), "--port", "0", "--unixsocket", r.sock, "--unixsocketperm", "700",
 		"--save", "", "--appendonly", "no", "--dir", r.dir, "--daemonize", "no", "--loglevel", "warning")
 	cmd.Stdout, cmd.Stderr = r.out, r.out
 	var err error
@@ -298,7 +312,7 @@ func startHAProxy(t *testing.T, servers []string, env ...string) *haproxyProc {
 		h.addr = fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t))
 		h.url = "http://" + h.addr + "/mcp"
 		h.out = &syncBuffer{}
-		cmd := exec.Command("haproxy", "-db", "-f", haproxyCfg)
+		cmd := exec.Command(program("haproxy"), "-db", "-f", haproxyCfg)
 		cmd.Env = append(base, "ERLMCP_LB_BIND="+h.addr)
 		cmd.Stdout, cmd.Stderr = h.out, h.out
 		var err error

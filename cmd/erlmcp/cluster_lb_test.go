@@ -25,7 +25,7 @@ func TestLoadBalancerConfigsValid(t *testing.T) {
 		{"ERLMCP_LB_SERVER2=", "ERLMCP_LB_SERVER3=", "ERLMCP_LB_STICKY=off"},
 		{"ERLMCP_LB_SERVER4=127.0.0.1:9", "ERLMCP_LB_SERVER5=127.0.0.1:10", "ERLMCP_LB_SERVER6=127.0.0.1:11", "ERLMCP_LB_BIND=127.0.0.1:1"},
 	} {
-		cmd := exec.Command("haproxy", "-c", "-f", haproxyCfg)
+		cmd := exec.Command(program("haproxy"), "-c", "-f", haproxyCfg)
 		cmd.Env = append(cmd.Environ(), env...)
 		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "Configuration file is valid") {
 			t.Errorf("haproxy -c with %v: %v\n%s", env, err, out)
@@ -34,7 +34,7 @@ func TestLoadBalancerConfigsValid(t *testing.T) {
 	needCommands(t, "nginx")
 	dir := t.TempDir()
 	conf := nginxMainConf(t, dir, "../../deploy/nginx/erlmcp.conf")
-	if out, err := exec.Command("nginx", "-t", "-p", dir, "-c", conf, "-e", "stderr").CombinedOutput(); err != nil {
+	if out, err := exec.Command(program("nginx"), "-t", "-p", dir, "-c", conf, "-e", "stderr").CombinedOutput(); err != nil {
 		t.Errorf("nginx -t: %v\n%s", err, out)
 	}
 }
@@ -135,7 +135,7 @@ func TestNginxClusterRouting(t *testing.T) {
 			t.Fatal(err)
 		}
 		out := &syncBuffer{}
-		cmd := exec.Command("nginx", "-p", dir, "-c", nginxMainConf(t, dir, dir+"/erlmcp.conf"), "-e", "stderr")
+		cmd := exec.Command(program("nginx"), "-p", dir, "-c", nginxMainConf(t, dir, dir+"/erlmcp.conf"), "-e", "stderr")
 		cmd.Stdout, cmd.Stderr = out, out
 		if ng, err = startBG(cmd); err != nil {
 			t.Fatal(err)
