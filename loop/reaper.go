@@ -31,13 +31,15 @@ func (s *Server) tick() time.Duration {
 // a timer wheel and with no per-connection timer. It
 //   - closes connections idle longer than IdleTimeout with no Hold;
 //   - closes connections whose partial frame is older than ReadTimeout;
-//   - releases pooled buffers of connections idle longer than HibernateAfter.
+//   - releases pooled buffers of connections idle longer than HibernateAfter;
+//   - returns memory to the OS after a wave of hibernations or closes (trimmer).
 func (s *Server) reaper() {
 	defer s.reapWG.Done()
 	t := time.NewTicker(s.tick())
 	defer t.Stop()
 	var scratch []*Conn
 	trim := trimmer{freeMemory: freeMemory}
+	ended := s.ended.Load()
 	for {
 		select {
 		case <-s.reap:
@@ -47,6 +49,9 @@ func (s *Server) reaper() {
 			scratch = s.snapshot(scratch[:0])
 			n := s.sweep(now.UnixNano(), scratch)
 			clear(scratch)
+			e := s.ended.Load()
+			n += int(e - ended) // a closed connection gave back its buffers too
+			ended = e
 			if s.cfg.HibernateAfter > 0 && trim.after(now.UnixNano(), n) {
 				s.trims.Add(1)
 			}
@@ -123,12 +128,17 @@ func (s *Server) hibernate(c *Conn) bool {
 // collections; an idle server allocates nothing, so no collection runs
 // (short of the runtime's 2-minute forced one) and the freed pages stay
 // resident until the background scavenger gets to them: measured, RSS per
-// idle session was ~1.5× the live heap per session. So once a wave of
-// hibernations has settled (a sweep that puts no further connection to
-// sleep, or at the latest trimMaxDelay after the wave began) and at least
-// trimMinConns connections went to sleep since the last trim, the reaper runs
-// two collections and returns free pages to the OS (debug.FreeOSMemory).
-// That costs a full GC of the live heap, at most once per trimMinInterval.
+// idle session was ~1.5× the live heap per session. A connection that closes
+// leaves the same behind (its buffers, its goroutine's stack, and for HTTP
+// fasthttp's pooled request context): an HTTP session outlives its
+// connections, so after 19K sessions were initialized on connections since
+// closed, RSS held the peak of the wave. So once a wave of hibernations and
+// closes has settled (a sweep that finds no further connection gone to sleep
+// or closed, or at the latest trimMaxDelay after the wave began) and at least
+// trimMinConns connections went to sleep or closed since the last trim, the
+// reaper runs two collections and returns free pages to the OS
+// (debug.FreeOSMemory). That costs a full GC of the live heap, at most once
+// per trimMinInterval.
 const (
 	trimMinConns    = 256
 	trimMinInterval = 10 * time.Second
@@ -138,15 +148,15 @@ const (
 // trimmer decides when the reaper returns memory; used by the reaper
 // goroutine only.
 type trimmer struct {
-	pending    int   // connections hibernated since the last trim
+	pending    int   // connections hibernated or closed since the last trim
 	waveStart  int64 // clock when pending became non-zero
 	lastTrim   int64
 	trims      int
 	freeMemory func() // debug.FreeOSMemory after runtime.GC; replaced in tests
 }
 
-// after records a sweep that hibernated n connections at now and trims when
-// due. It reports whether it trimmed.
+// after records a sweep that found n connections hibernated or closed at now
+// and trims when due. It reports whether it trimmed.
 func (t *trimmer) after(now int64, n int) bool {
 	if n > 0 {
 		if t.pending == 0 {

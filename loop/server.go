@@ -31,8 +31,9 @@ type Server struct {
 	mu    sync.Mutex
 	conns []*Conn
 
-	holds atomic.Int64 // outstanding Holds over all connections
-	live  atomic.Int64 // accepted connections whose finish has not run
+	holds atomic.Int64  // outstanding Holds over all connections
+	live  atomic.Int64  // accepted connections whose finish has not run
+	ended atomic.Uint64 // connections whose finish has run (the reaper's trim waves)
 
 	// Stats counters.
 	accepted, activeLine, activeHTTP, bytesIn, bytesOut, frames, oversize, refused, hibernated, wakeups, writes, trims atomic.Uint64
@@ -55,7 +56,7 @@ type Stats struct {
 	Wakeups    uint64 // OnRequest calls that consumed bytes
 	Writes     uint64 // socket writes (one per wakeup with replies, one per Send)
 	Holds      int64  // outstanding Holds
-	Trims      uint64 // times the reaper returned memory to the OS after a wave of hibernations
+	Trims      uint64 // times the reaper returned memory to the OS after a wave of hibernations or closes
 }
 
 var (
@@ -282,6 +283,7 @@ func (s *Server) connDone(c *Conn) {
 		s.hibernated.Add(^uint64(0))
 	}
 	s.live.Add(-1)
+	s.ended.Add(1)
 }
 
 func (s *Server) register(c *Conn) {
