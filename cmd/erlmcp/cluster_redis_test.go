@@ -85,14 +85,22 @@ func TestClusterRedisOutage(t *testing.T) {
 	waitRedisSession(t, r, testPrefix(t), before.id, "")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		st := nodeStatus(t, nodes[0])
-		if len(st.Nodes) == 2 && st.Redis == "up" {
+		// Seen from b: both nodes, a with the session it holds.
+		st := nodeStatus(t, nodes[1])
+		sessions := map[string]int{}
+		for _, n := range st.Nodes {
+			sessions[n.Name] = n.Sessions
+		}
+		if len(st.Nodes) == 2 && st.Redis == "up" && sessions["a"] >= 1 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("erlmcp status on a: want redis up and 2 nodes seen: %+v", st)
+			t.Fatalf("erlmcp status on b: want redis up, 2 nodes seen, a with its session: %+v", st)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	if v, _ := metricValue(t, nodes[0].metrics, "erlmcp_cluster_nodes"); v != 2 {
+		t.Errorf("erlmcp_cluster_nodes on a: %v, want 2", v)
 	}
 
 	r.stop()
