@@ -6,13 +6,17 @@ set -euo pipefail
 
 usage() {
   cat <<'USAGE'
-usage: bench/idle_scale.sh [--sizes "1000 5000 10000 19000"] [--hold 10s] [--transport tcp|http] [--out DIR]
+usage: bench/idle_scale.sh [--sizes "1000 5000 10000 19000"] [--hold 10s] [--transport tcp|http]
+                           [--hold-conns] [--rate-limiter] [--out DIR]
 
   --sizes LIST     session counts (default "1000 5000 10000 19000": one server process
                    may hold at most 20,000 descriptors on the reference box)
   --hold D         how long sessions are held idle before the server is sampled (default 10s;
                    longer than hibernation.after_ms so buffers are released)
   --transport T    tcp (newline JSON-RPC, default) or http (session-era Streamable HTTP)
+  --hold-conns     http: keep each session's keep-alive connection open while held (default:
+                   closed after initialize, so what is measured is the session alone)
+  --rate-limiter   leave the daemon's rate limiter on (its default; off by default here)
   --bin PATH       use this erlmcp binary instead of building ./cmd/erlmcp
   --out DIR        results (default bench/results/tmp/idle-<UTC time>, git-ignored)
   -h, --help       this text
@@ -23,7 +27,7 @@ For 100K sessions use a box with nofile >= 200K (tuning/), then:
 USAGE
 }
 
-SIZES="1000 5000 10000 19000" HOLD=10s TRANSPORT=tcp OUT="" BIN=""
+SIZES="1000 5000 10000 19000" HOLD=10s TRANSPORT=tcp OUT="" BIN="" HOLDCONNS=() RATELIMIT=false
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --sizes) SIZES=$2; shift 2 ;;
@@ -31,6 +35,8 @@ while [[ $# -gt 0 ]]; do
     --transport) TRANSPORT=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --bin) BIN=$2; shift 2 ;;
+    --hold-conns) HOLDCONNS=(--hold-conns); shift ;;
+    --rate-limiter) RATELIMIT=true; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "idle_scale.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -53,7 +59,7 @@ observability:
 logging:
   level: info
 rate_limiter:
-  enabled: false
+  enabled: $RATELIMIT
 YAML
 PID=""
 trap '[[ -n $PID ]] && kill $PID 2>/dev/null; wait 2>/dev/null || true' EXIT
@@ -71,7 +77,7 @@ for n in $SIZES; do
   done
   [[ -n $ADDR && -n $MADDR ]] || { cat "$OUT/erlmcp.$n.log" >&2; echo "idle_scale.sh: the daemon did not start" >&2; exit 1; }
   TARGET=(--addr "$ADDR")
-  [[ $TRANSPORT == http ]] && TARGET=(--transport http --url "http://$ADDR/mcp")
+  [[ $TRANSPORT == http ]] && TARGET=(--transport http --url "http://$ADDR/mcp" "${HOLDCONNS[@]}")
   sleep 1 # let the daemon settle before the baseline
   echo "idle_scale.sh: $n sessions" >&2
   "$OUT/erlmcp" bench --mode idle "${TARGET[@]}" --conns "$n" --duration "$HOLD" --pid "$PID" \
@@ -80,7 +86,7 @@ for n in $SIZES; do
   kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
 done
 {
-  echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r); date $(date -u +%Y-%m-%dT%H:%M:%SZ); transport $TRANSPORT; hold $HOLD"
+  echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r); date $(date -u +%Y-%m-%dT%H:%M:%SZ); transport $TRANSPORT ${HOLDCONNS[*]}; rate limiter $RATELIMIT; hold $HOLD"
   echo
   echo "| sessions | RSS before MiB | RSS idle MiB | KiB RSS/session | KiB heap/session | goroutines before → idle | threads | errors | projected RSS at 100K |"
   echo "|---:|---:|---:|---:|---:|---|---:|---:|---:|"
