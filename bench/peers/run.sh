@@ -16,6 +16,8 @@ usage: bench/peers/run.sh [--duration 10s] [--warmup 2s] [--conns 64] [--out DIR
   --conns N      connections (default 64; wrk uses the same with -t2)
   --out DIR      where binaries, logs and JSON results go (default bench/results/tmp/peers-<UTC time>, git-ignored)
   --no-wrk       skip the wrk rows even if wrk is installed
+  --tcp-only     only the TCP rows (erlmcp ping-pong and pipelined, netpoll echo), run
+                 back to back in each round so the ratios see the same machine load
   --quick        --duration 3s --warmup 1s (a smoke run)
   --repeat N     run every row N times, interleaved (rounds), and report the median
                  round of each row (default 1; use 3 on a shared or noisy box)
@@ -32,7 +34,7 @@ Peers live in their own Go module (bench/peers/go.mod) and never enter erlmcp's.
 USAGE
 }
 
-DURATION=10s WARMUP=2s CONNS=64 OUT="" WRK=1 TABLE="" BIN="" REPEAT=1
+DURATION=10s WARMUP=2s CONNS=64 OUT="" WRK=1 TABLE="" BIN="" REPEAT=1 TCPONLY=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
@@ -40,6 +42,7 @@ while [[ $# -gt 0 ]]; do
     --conns) CONNS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --no-wrk) WRK=0; shift ;;
+    --tcp-only) TCPONLY=1 WRK=0; shift ;;
     --quick) DURATION=3s WARMUP=1s; shift ;;
     --table) TABLE=$2; shift 2 ;;
     --bin) BIN=$2; shift 2 ;;
@@ -143,6 +146,16 @@ HTTP_ARGS=(--mode pingpong --transport http)
 for ROUND in $(seq "$REPEAT"); do
 echo "run.sh: round $ROUND of $REPEAT" >&2
 
+if [[ $TCPONLY == 1 ]]; then
+  start erlmcp $PORT_OURS "$BENCH" start -config "$OUT/erlmcp.yaml"
+  load "erlmcp TCP ping-pong" ours.tcp.pingpong --mode pingpong --addr 127.0.0.1:$PORT_OURS
+  load "erlmcp TCP pipelined depth 16" ours.tcp.pipelined --mode pipelined --depth 16 --addr 127.0.0.1:$PORT_OURS
+  stop_server
+  start netpoll $PORT_NETPOLL "$OUT/bin/netpoll" -addr 127.0.0.1:$PORT_NETPOLL
+  load "bare netpoll line echo (TCP ceiling)" netpoll --mode pingpong --addr 127.0.0.1:$PORT_NETPOLL
+  stop_server
+  continue
+fi
 start fasthttp $PORT_FAST "$OUT/bin/fasthttp" -addr 127.0.0.1:$PORT_FAST
 load "bare fasthttp canned reply (ceiling)" fast "${HTTP_ARGS[@]}" --url http://127.0.0.1:$PORT_FAST/mcp --stateless
 wrkrow "bare fasthttp canned reply (ceiling)" fast.wrk http://127.0.0.1:$PORT_FAST/mcp
@@ -183,7 +196,7 @@ while IFS='|' read -r _ file _; do
   cp "$med" "$OUT/$file.json"
 done <"$OUT/rows.txt"
 rps() { jq -r '.rps' "$OUT/$1.json"; }
-FAST=$(rps fast); FASTW=$([[ -f $OUT/fast.wrk.json ]] && rps fast.wrk || echo 0); NETPOLL=$(rps netpoll); PP=$(rps ours.tcp.pingpong)
+FAST=$([[ -f $OUT/fast.json ]] && rps fast || echo 0); FASTW=$([[ -f $OUT/fast.wrk.json ]] && rps fast.wrk || echo 0); NETPOLL=$(rps netpoll); PP=$(rps ours.tcp.pingpong)
 {
   echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r), $(go version | cut -d' ' -f3)"
   echo "date: $(date -u -r "$OUT/rows.txt" +%Y-%m-%dT%H:%M:%SZ); $(cat "$OUT/params.txt"); results in $OUT"
