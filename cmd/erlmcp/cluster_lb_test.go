@@ -252,3 +252,75 @@ func TestClusterStopUnderLoadBehindHAProxy(t *testing.T) {
 		t.Errorf("no session moved to b (erlmcp_cluster_rehydrations_total %v): did the stop happen mid-run?", v)
 	}
 }
+
+// The stateless era behind a plain round-robin load balancer with no shared state (issue 8,
+// item 1): three nodes with cluster mode OFF and no Redis, only the same cluster.state_key
+// (a file: secret), behind haproxy with stickiness off. Plain calls spread over every node, and
+// an input-required round trip (requestState) started on one node completes on another. A node
+// without the key refuses that state: the shared key is what makes it work.
+func TestStatelessFleetWithoutRedis(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "state.key")
+	if err := os.WriteFile(keyFile, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var nodes []*clusterNode
+	for i := 0; i < 3; i++ {
+		nodes = append(nodes, startNode(t, "--profile", "conformance", "-set", "rate_limiter.enabled=false",
+			"-set", "cluster.state_key=file:"+keyFile))
+	}
+	stranger := startNode(t, "--profile", "conformance", "-set", "rate_limiter.enabled=false")
+	lb := startHAProxy(t, hostports(nodes), "ERLMCP_LB_STICKY=off")
+
+	seen := map[string]bool{}
+	for i := 0; i < 6; i++ {
+		a := statelessCall(t, lb.url, "tools/call", "test_simple_text", map[string]any{"name": "test_simple_text"})
+		if a.Status != 200 || toolText(a) == "" {
+			t.Fatalf("stateless call through haproxy: %d %s", a.Status, a.Body)
+		}
+		seen[a.Backend] = true
+	}
+	if len(seen) != 3 {
+		t.Fatalf("6 stateless calls reached %d nodes, want 3: %v", len(seen), seen)
+	}
+
+	const tool = "test_input_required_result_request_state"
+	confirm := map[string]any{"confirm": map[string]any{"action": "accept", "content": map[string]any{"ok": true}}}
+	start := func(url string) string {
+		t.Helper()
+		a := statelessCall(t, url, "tools/call", tool, map[string]any{"name": tool})
+		var r struct {
+			ResultType   string `json:"resultType"`
+			RequestState string `json:"requestState"`
+		}
+		if a.Reply != nil {
+			json.Unmarshal(a.Reply.Result, &r)
+		}
+		if a.Status != 200 || r.ResultType != "input_required" || r.RequestState == "" {
+			t.Fatalf("%s at %s: want input_required with a requestState: %d %s", tool, url, a.Status, a.Body)
+		}
+		return r.RequestState
+	}
+	finish := func(url, state string) rpcAnswer {
+		t.Helper()
+		return statelessCall(t, url, "tools/call", tool, map[string]any{"name": tool, "requestState": state, "inputResponses": confirm})
+	}
+	for i, from := range nodes {
+		state := start(from.url)
+		for j, to := range nodes {
+			if a := finish(to.url, state); a.Status != 200 || !strings.HasPrefix(toolText(a), "state-ok") {
+				t.Fatalf("requestState from node %d completed on node %d: %d %s", i, j, a.Status, a.Body)
+			}
+		}
+	}
+	// Through haproxy (round-robin: the retry lands on another node than the first call).
+	for i := 0; i < 3; i++ {
+		if a := finish(lb.url, start(lb.url)); a.Status != 200 || !strings.HasPrefix(toolText(a), "state-ok") {
+			t.Fatalf("input-required round trip through haproxy: %d %s", a.Status, a.Body)
+		}
+	}
+	// The control: a node with its own random key refuses the fleet's state.
+	if a := finish(stranger.url, start(nodes[0].url)); a.Status == 200 && a.Reply != nil && a.Reply.Error == nil {
+		t.Fatalf("a node without the shared state_key accepted the fleet's requestState: %s", a.Body)
+	}
+}
