@@ -157,3 +157,77 @@ func waitConnsGone(t testing.TB, h *HTTP) {
 // openHTTPConns counts the connections fasthttp is serving. Connections reach it only
 // through ServeConn here, and GetOpenConnectionsCount takes one off for a listener.
 func openHTTPConns(h *HTTP) int { return int(h.fast.GetOpenConnectionsCount()) + 1 }
+
+// TestHTTPStandaloneStreamOnFirstUse checks what making the standalone stream lazily must
+// not change: an idle session has none; a message sent to the session before any GET is
+// kept and delivered when the GET opens; DELETE ends that GET's response.
+func TestHTTPStandaloneStreamOnFirstUse(t *testing.T) {
+	s := New(Config{})
+	url, h := startHTTP(t, s, HTTPConfig{})
+	hc := newHTTPClient(t, url)
+	hc.initialize()
+	hs := h.lookup(hc.session)
+	if hs == nil {
+		t.Fatal("session not found after initialize")
+	}
+	if hs.solo.Load() != nil || hs.endedCh != nil || hs.posts != nil {
+		t.Fatal("an idle session made its standalone stream, end channel or POST-stream table")
+	}
+	if err := hs.ss.Notify("notifications/message", map[string]any{"level": "info", "data": "before GET"}); err != nil {
+		t.Fatal(err)
+	}
+	if hs.solo.Load() == nil {
+		t.Fatal("the first unsolicited message made no standalone stream")
+	}
+
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Mcp-Session-Id", hc.session)
+	req.Header.Set("MCP-Protocol-Version", "2025-11-25")
+	g, err := hc.c.Do(req)
+	if err != nil || g.StatusCode != 200 {
+		t.Fatalf("GET: %v %v", err, g)
+	}
+	defer g.Body.Close()
+	events := make(chan string, 4)
+	go func() {
+		br := bufio.NewReader(g.Body)
+		for n := 1; ; n = -1 { // the first event as soon as it comes, then the rest until the end
+			_, datas := sseEvents(br, n)
+			for _, d := range datas {
+				events <- d
+			}
+			if n < 0 || len(datas) == 0 {
+				close(events)
+				return
+			}
+		}
+	}()
+	select {
+	case d := <-events:
+		if !strings.Contains(d, "before GET") {
+			t.Fatalf("first event on the GET stream: %s, want the message sent before it opened", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the message sent before the GET was not delivered on it")
+	}
+
+	del, _ := http.NewRequest("DELETE", url, nil)
+	del.Header.Set("Mcp-Session-Id", hc.session)
+	resp, err := hc.c.Do(del)
+	if err != nil || resp.StatusCode != 204 {
+		t.Fatalf("DELETE: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	select {
+	case _, open := <-events:
+		if open {
+			t.Fatal("an event after DELETE")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("DELETE did not end the GET stream")
+	}
+	if h.lookup(hc.session) != nil {
+		t.Fatal("session still listed after DELETE")
+	}
+}
