@@ -14,9 +14,12 @@ import (
 	"time"
 )
 
-// idleHTTPSessionBudget is issue 6's goal for an initialized session-era Streamable HTTP
-// session with no open stream and no connection: at most 1 KiB of live heap.
-const idleHTTPSessionBudget = 1024
+// idleHTTPSessionBudget bounds the live heap of an initialized session-era Streamable
+// HTTP session with no open stream and no connection. Issue 6's goal is 1 KiB of RSS; in
+// the daemon (bench/idle_scale.sh --transport http) RSS per session runs at ~1.8× the live
+// heap measured here (allocator slack, runtime metadata), so half of it is the budget.
+// Today: ~270 bytes (Session 128, httpSession 64, its 32-hex id, its session-table entry).
+const idleHTTPSessionBudget = 512
 
 // rawHTTPInit initializes one session on a fresh loopback connection the way
 // `erlmcp bench --mode idle --transport http` does (initialize, notifications/initialized,
@@ -74,7 +77,7 @@ func liveHeap() uint64 {
 
 // TestIdleHTTPSessionHeap holds many initialized Streamable HTTP sessions whose
 // connections are closed (no stream open) and checks what each costs in live heap and
-// goroutines: issue 6 asks for at most 1 KiB and none. Every session still answers a
+// goroutines: issue 6 asks for at most 1 KiB of RSS and none (idleHTTPSessionBudget). Every session still answers a
 // ping afterwards. ERLMCP_IDLE_HEAP_PROFILE=FILE writes the heap profile (inuse_space)
 // taken while the sessions are held.
 func TestIdleHTTPSessionHeap(t *testing.T) {
