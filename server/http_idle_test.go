@@ -77,9 +77,9 @@ func liveHeap() uint64 {
 
 // TestIdleHTTPSessionHeap holds many initialized Streamable HTTP sessions whose
 // connections are closed (no stream open) and checks what each costs in live heap and
-// goroutines: issue 6 asks for at most 1 KiB of RSS and none (idleHTTPSessionBudget). Every session still answers a
-// ping afterwards. ERLMCP_IDLE_HEAP_PROFILE=FILE writes the heap profile (inuse_space)
-// taken while the sessions are held.
+// goroutines: issue 6 asks for at most 1 KiB of RSS and none (idleHTTPSessionBudget).
+// Every session still answers a ping afterwards. ERLMCP_IDLE_HEAP_PROFILE=FILE writes the
+// heap profile (inuse_space) taken while the sessions are held.
 func TestIdleHTTPSessionHeap(t *testing.T) {
 	if testing.Short() {
 		t.Skip("opens 3000 connections")
