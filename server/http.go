@@ -892,6 +892,8 @@ type postOutput struct {
 	mu       sync.Mutex
 	holds    int
 	replies  [][]byte
+	first    [1][]byte // replies' backing array for the first reply (once: a taken slice may alias it)
+	usedHead bool      // first has been handed out
 	st       *sseStream
 	closeReq time.Duration
 	ev       chan struct{} // cap 1: something changed
@@ -954,6 +956,9 @@ func (o *postOutput) add(msg []byte, response bool) {
 		o.mu.Unlock()
 		st.add(msg)
 		return
+	}
+	if o.replies == nil && !o.usedHead {
+		o.replies, o.usedHead = o.first[:0], true
 	}
 	o.replies = append(o.replies, append([]byte(nil), msg...))
 	if !response && !isResponse(msg) {

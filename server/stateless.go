@@ -101,11 +101,11 @@ func (h *HTTP) serveStateless(ctx *fasthttp.RequestCtx, m *codec.Message, okJSON
 	// request _meta that dispatch would otherwise decode again (versionFor); anything else
 	// goes through sonic.
 	var p statelessParams
-	var pm statelessMeta
 	var meta *requestMeta
+	rd := new(statelessRead)
 	if len(m.Params) > 0 {
-		if rm := new(requestMeta); fastStatelessParams(m.Params, &p, &pm, rm) {
-			meta = rm
+		if fastStatelessParams(m.Params, &p, rd) {
+			meta = &rd.meta
 		} else {
 			p = statelessParams{}
 			if err := codec.Unmarshal(m.Params, &p); err != nil {
@@ -176,7 +176,8 @@ func (h *HTTP) serveStateless(ctx *fasthttp.RequestCtx, m *codec.Message, okJSON
 		out.call = CallToolParams{Name: p.Name, Arguments: bytes.Clone(p.Arguments)}
 		out.hasCall = true
 	}
-	out.mrtr = &mrtrInput{state: state, hasState: p.RequestState != nil}
+	rd.mrtr.state, rd.mrtr.hasState = state, p.RequestState != nil
+	out.mrtr = &rd.mrtr
 	if strings.HasPrefix(state, autoStatePrefix) {
 		// A state statelessCall made: earlier rounds' answers, not the handler's own.
 		out.mrtr.state = ""

@@ -6,15 +6,25 @@ import (
 	"github.com/erlmcp/erlmcp-go/codec"
 )
 
+// statelessRead is what one stateless request's params walk produces, with the request's
+// MRTR input, in one allocation.
+type statelessRead struct {
+	meta requestMeta // the request _meta as dispatch reads it (Request.meta)
+	pm   statelessMeta
+	caps ClientCapabilities
+	info Implementation
+	mrtr mrtrInput
+}
+
 // fastStatelessParams reads the params of a 2026-07-28 request in one strict walk over the
 // bytes, for the common shape: plain (unescaped) keys, each known member once, string
 // members as plain strings, a _meta object, no requestState or inputResponses (MRTR
-// retries). It fills p (p.Meta points into rm) and rm, the request's _meta as
+// retries). It fills p (p.Meta points into rd) and rd.meta, the request's _meta as
 // versionFor would decode it, and reports true; for anything else it reports false and
 // the caller decodes with sonic as before, which then gives the result or the error.
 // Nothing it fills aliases b except p.Arguments (read while the request is served).
 // TestStatelessParamsDifferential holds it to sonic's results.
-func fastStatelessParams(b []byte, p *statelessParams, pm *statelessMeta, rm *requestMeta) bool {
+func fastStatelessParams(b []byte, p *statelessParams, rd *statelessRead) bool {
 	i := fastWS(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return false
@@ -49,7 +59,7 @@ func fastStatelessParams(b []byte, p *statelessParams, pm *statelessMeta, rm *re
 			p.Arguments = v
 			return true
 		case "_meta":
-			return once(seenMeta) && len(v) > 0 && v[0] == '{' && fastStatelessMeta(v, pm, rm)
+			return once(seenMeta) && len(v) > 0 && v[0] == '{' && fastStatelessMeta(v, rd)
 		}
 		// requestState, inputResponses, and keys sonic would match case-insensitively to a
 		// member: the full path.
@@ -59,13 +69,14 @@ func fastStatelessParams(b []byte, p *statelessParams, pm *statelessMeta, rm *re
 		return false
 	}
 	if seen&seenMeta != 0 {
-		p.Meta = pm
+		p.Meta = &rd.pm
 	}
 	return true
 }
 
-// fastStatelessMeta reads params._meta (the object v) into pm and rm.
-func fastStatelessMeta(v []byte, pm *statelessMeta, rm *requestMeta) bool {
+// fastStatelessMeta reads params._meta (the object v) into rd.pm and rd.meta.
+func fastStatelessMeta(v []byte, rd *statelessRead) bool {
+	pm, rm := &rd.pm, &rd.meta
 	var seen uint8
 	once := func(bit uint8) bool {
 		if seen&bit != 0 {
@@ -86,7 +97,7 @@ func fastStatelessMeta(v []byte, pm *statelessMeta, rm *requestMeta) bool {
 			if !once(2) || val[0] != '{' {
 				return false
 			}
-			caps := new(ClientCapabilities)
+			caps := &rd.caps
 			if !emptyObject(val) && codec.Unmarshal(val, caps) != nil {
 				return false
 			}
@@ -96,7 +107,7 @@ func fastStatelessMeta(v []byte, pm *statelessMeta, rm *requestMeta) bool {
 			if !once(4) || val[0] != '{' {
 				return false
 			}
-			info := new(Implementation)
+			info := &rd.info
 			if !fastImplementation(val, info) {
 				*info = Implementation{}
 				if codec.Unmarshal(val, info) != nil {

@@ -47,11 +47,11 @@ var statelessParamsInputs = []string{
 func checkStatelessParams(t *testing.T, in []byte) {
 	t.Helper()
 	var p statelessParams
-	var pm statelessMeta
-	var rm requestMeta
-	if !fastStatelessParams(in, &p, &pm, &rm) {
+	var rd statelessRead
+	if !fastStatelessParams(in, &p, &rd) {
 		return
 	}
+	rm := rd.meta
 	var want statelessParams
 	if err := codec.Unmarshal(in, &want); err != nil {
 		t.Fatalf("%s: walk accepted what sonic refuses: %v", in, err)
@@ -86,7 +86,7 @@ func TestStatelessParamsDifferential(t *testing.T) {
 	for _, in := range statelessParamsInputs {
 		checkStatelessParams(t, []byte(in))
 		var p statelessParams
-		if fastStatelessParams([]byte(in), &p, new(statelessMeta), new(requestMeta)) {
+		if fastStatelessParams([]byte(in), &p, new(statelessRead)) {
 			fast++
 		}
 	}
@@ -95,7 +95,7 @@ func TestStatelessParamsDifferential(t *testing.T) {
 	}
 	// The request every stateless benchmark sends takes the walk.
 	var p statelessParams
-	if !fastStatelessParams([]byte(statelessParamsInputs[0]), &p, new(statelessMeta), new(requestMeta)) || p.Name != "echo" {
+	if !fastStatelessParams([]byte(statelessParamsInputs[0]), &p, new(statelessRead)) || p.Name != "echo" {
 		t.Fatalf("common tools/call params not taken by the walk: %+v", p)
 	}
 }
