@@ -40,6 +40,9 @@ type clusterNode struct {
 	rehydrateMu  sync.Mutex
 	rehydrations atomic.Uint64
 	lastSweep    atomic.Int64 // unix ns of the last keep-alive sweep (tick)
+	// redisWasUp is Redis's state at the last tick: a down → up edge rewrites the records
+	// of every session held here (resync).
+	redisWasUp atomic.Bool
 }
 
 // EnableCluster puts s in cluster mode: cfg names the node and Redis (cluster.Config);
@@ -234,6 +237,25 @@ func (cn *clusterNode) sessionRecord(id string) (*cluster.SessionRecord, bool) {
 	return rec, true
 }
 
+// resync runs when Redis comes back after an outage: it queues a refresh of every session
+// held here, which writes the record whole where it is gone (a Redis restarted empty, or
+// sessions initialized during the outage), so that a failover of those sessions finds them
+// at once instead of after their next TTL refresh. One queue entry per session, coalesced
+// by the writer; nothing on the request path.
+func (cn *clusterNode) resync(now int64) {
+	n := 0
+	cn.srv.sessions.each(func(ss *Session) {
+		if cs, ok := ss.out.(*clusterSession); ok {
+			cs.touched.Store(now)
+			cn.c.TouchSession(cs.id)
+			n++
+		}
+	})
+	if n > 0 {
+		cn.srv.log.Info("cluster: redis back; re-writing the records of sessions held here", "node", cn.name, "sessions", n)
+	}
+}
+
 // levelNames maps a severity back to its level name.
 var levelNames = [...]LoggingLevel{"", LevelDebug, LevelInfo, LevelNotice, LevelWarning, LevelError, LevelCritical, LevelAlert, LevelEmergency}
 
@@ -249,6 +271,10 @@ func levelName(sev uint8) string {
 // that would touch it).
 func (cn *clusterNode) tick() {
 	now := time.Now().UnixNano()
+	if up := cn.c.Up(); up != cn.redisWasUp.Swap(up) && up {
+		cn.resync(now)
+		return
+	}
 	last := cn.lastSweep.Load()
 	if now-last < cn.refreshEvery || !cn.lastSweep.CompareAndSwap(last, now) {
 		return

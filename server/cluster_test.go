@@ -486,3 +486,34 @@ func TestClusterDisabledCostsNothing(t *testing.T) {
 		t.Fatal("cluster state without cluster mode")
 	}
 }
+
+// TestClusterResyncAfterRedisRestart: Redis restarts empty (no persistence); the node
+// holding a session writes its record again as soon as Redis is back, so a failover to
+// another node re-hydrates it at once instead of answering 404 until the next TTL refresh.
+func TestClusterResyncAfterRedisRestart(t *testing.T) {
+	r := redistest.Start(t)
+	nodes := startCluster(t, r, nil, "a", "b")
+	a, b := nodes[0], nodes[1]
+	hc := newHTTPClient(t, a.url)
+	hc.initialize()
+	if st, body := hc.rpc(`{"jsonrpc":"2.0","id":1,"method":"logging/setLevel","params":{"level":"error"}}`); st != 200 {
+		t.Fatalf("setLevel on a: %d %s", st, body)
+	}
+	recordOf(t, a, hc.session, "the record with its level", func(rec *cluster.SessionRecord) bool { return rec.LogLevel == "error" })
+
+	r.Kill()
+	clusterWait(t, 5*time.Second, "a to see Redis down", func() bool { return !a.c.Up() })
+	r.Restart() // empty: --save ''
+	if _, err := a.c.GetSession(context.Background(), hc.session); err == nil {
+		t.Fatal("the restarted Redis still holds the record; the test needs an empty one")
+	}
+	// Within a few heartbeats (50 ms here), far below the TTL refresh (15 s here).
+	rec := recordOf(t, a, hc.session, "the record re-written after the restart", func(*cluster.SessionRecord) bool { return true })
+	if rec.ProtocolVersion != "2025-11-25" || rec.LogLevel != "error" || rec.Owner != "a" {
+		t.Fatalf("re-written record: %+v", rec)
+	}
+	st, body := hc.on(b).rpc(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"text":"after restart"}}}`)
+	if st != 200 || !strings.Contains(body, "after restart") {
+		t.Fatalf("failover to b after the restart: %d %s", st, body)
+	}
+}
