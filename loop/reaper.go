@@ -64,10 +64,18 @@ func (s *Server) sweep(now int64, conns []*Conn) (hibernated int) {
 	idle, hib, read := int64(s.cfg.IdleTimeout), int64(s.cfg.HibernateAfter), int64(s.cfg.ReadTimeout)
 	for _, c := range conns {
 		st := c.state.Load()
-		if st&(stateHTTP|stateClosing|stateGone) != 0 {
-			continue // HTTP connections are fasthttp's to time out
+		if st&(stateClosing|stateGone) != 0 {
+			continue
 		}
 		quiet := now - c.lastActive.Load()
+		if st&stateHTTP != 0 {
+			// fasthttp times HTTP connections out; a quiet one (httpConn) holds no
+			// read buffer and counts toward the trim wave.
+			if hib > 0 && quiet > hib && st&stateHibernated == 0 && s.hibernateHTTP(c) {
+				hibernated++
+			}
+			continue
+		}
 		if read > 0 {
 			if since := c.partialSince.Load(); since != 0 && now-since > read {
 				c.closeWith(ErrReadTimeout)

@@ -104,7 +104,11 @@ func (s *Server) sniff(c *Conn, np netpoll.Connection) bool {
 			c.state.Or(stateSniffed | stateHTTP)
 			s.activeLine.Add(^uint64(0))
 			s.activeHTTP.Add(1)
-			s.cfg.HTTP(np)
+			if s.cfg.HibernateAfter > 0 {
+				s.cfg.HTTP(&httpConn{Connection: np, c: c}) // releases netpoll's read buffer when drained
+			} else {
+				s.cfg.HTTP(np)
+			}
 			c.closeWith(nil)
 			return false
 		}
