@@ -52,7 +52,7 @@ func TestTrimAfterCloses(t *testing.T) {
 func TestHTTPConnHibernates(t *testing.T) {
 	s := startServer(t, Config{
 		Handler:        &echoHandler{},
-		HibernateAfter: 500 * time.Millisecond, // long enough that the echo below is never slept through
+		HibernateAfter: 500 * time.Millisecond,                    // long enough that the echo below is never slept through
 		HTTP:           func(c net.Conn) { _, _ = io.Copy(c, c) }, // echo through the wrapped conn
 	})
 	c := dial(t, s)
