@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/erlmcp/erlmcp-go/loop"
 )
 
 // idleHTTPSessionBudget bounds the live heap of an initialized session-era Streamable
@@ -233,4 +235,110 @@ func TestHTTPStandaloneStreamOnFirstUse(t *testing.T) {
 	if h.lookup(hc.session) != nil {
 		t.Fatal("session still listed after DELETE")
 	}
+}
+
+// idleHTTPConnBudget bounds the live heap of a held idle keep-alive HTTP connection with
+// its session, in hibernation mode with ReleaseIdleBuffers (the daemon's defaults): the
+// connection keeps neither netpoll's read buffer nor fasthttp's request context and
+// bufio buffers while it waits (~21 KB without them). Its goroutine (fasthttp serves a
+// connection on one) is not heap and is not counted.
+const idleHTTPConnBudget = 12 << 10
+
+// TestIdleHTTPKeepAliveConnHeap holds initialized sessions with their keep-alive
+// connections open and idle, checks what a connection and its session cost in live heap,
+// then has every connection answer a ping on the same connection.
+func TestIdleHTTPKeepAliveConnHeap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("opens 1000 connections")
+	}
+	const n = 1000
+	s := newDemoServer(t, Config{})
+	h := s.NewHTTP(HTTPConfig{ReleaseIdleBuffers: true})
+	t.Cleanup(h.Close)
+	addr := startTCP(t, s, func(c *loop.Config) { c.HTTP = h.ServeConn; c.HibernateAfter = 50 * time.Millisecond })
+	warm := rawHTTPConn(t, addr)
+	warm.c.Close()
+	waitConnsGone(t, h)
+
+	before := liveHeap()
+	conns := make([]*heldConn, n)
+	for i := range conns {
+		conns[i] = rawHTTPConn(t, addr)
+	}
+	time.Sleep(300 * time.Millisecond) // past HibernateAfter: the reaper has seen them quiet
+	after := liveHeap()
+	per := (float64(after) - float64(before)) / n
+	t.Logf("%d idle keep-alive connections with their sessions: %.0f bytes of live heap each", n, per)
+	if per > idleHTTPConnBudget {
+		t.Errorf("an idle keep-alive HTTP connection and its session cost %.0f bytes of live heap, budget %d", per, idleHTTPConnBudget)
+	}
+	for i, hc := range conns {
+		resp := hc.post(t, `{"jsonrpc":"2.0","id":7,"method":"ping"}`)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), `"result":{}`) {
+			t.Fatalf("ping on held connection %d: status %d body %s", i, resp.StatusCode, b)
+		}
+		hc.c.Close()
+	}
+}
+
+// heldConn is one session on its own keep-alive connection.
+type heldConn struct {
+	c    net.Conn
+	addr string
+	sid  string
+}
+
+// rawHTTPConn initializes a session on a new connection and keeps the connection open.
+func rawHTTPConn(t testing.TB, addr string) *heldConn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	hc := &heldConn{c: c, addr: addr}
+	resp := hc.post(t, `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25",`+
+		`"capabilities":{},"clientInfo":{"name":"erlmcp-bench","version":"1.0.0"}}}`)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	hc.sid = strings.Clone(resp.Header.Get("Mcp-Session-Id"))
+	if resp.StatusCode != 200 || hc.sid == "" {
+		t.Fatalf("initialize: status %d, session %q", resp.StatusCode, hc.sid)
+	}
+	resp = hc.post(t, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	resp.Body.Close()
+	if resp.StatusCode != 202 {
+		t.Fatalf("notifications/initialized: status %d", resp.StatusCode)
+	}
+	return hc
+}
+
+// post sends one request on the held connection and reads its whole response (the
+// reader is not kept: nothing is buffered past a response).
+func (hc *heldConn) post(t testing.TB, body string) *http.Response {
+	t.Helper()
+	_ = hc.c.SetDeadline(time.Now().Add(10 * time.Second))
+	req := "POST /mcp HTTP/1.1\r\nHost: " + hc.addr + "\r\nContent-Type: application/json\r\n" +
+		"Accept: application/json, text/event-stream\r\n"
+	if hc.sid != "" {
+		req += "Mcp-Session-Id: " + hc.sid + "\r\nMCP-Protocol-Version: 2025-11-25\r\n"
+	}
+	req += fmt.Sprintf("Content-Length: %d\r\n\r\n%s", len(body), body)
+	if _, err := io.WriteString(hc.c, req); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	br := bufio.NewReaderSize(hc.c, 512)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body = io.NopCloser(strings.NewReader(string(b)))
+	if br.Buffered() > 0 {
+		t.Fatalf("%d bytes past the response", br.Buffered())
+	}
+	_ = hc.c.SetDeadline(time.Time{})
+	return resp
 }

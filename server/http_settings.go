@@ -111,6 +111,7 @@ func (st *Settings) httpConfig(addr string) HTTPConfig {
 		LegacySSE:              hs.LegacySSE,
 		ReadTimeout:            time.Duration(hs.ReadTimeoutMs) * time.Millisecond,
 		IdleTimeout:            time.Duration(hs.IdleTimeoutMs) * time.Millisecond,
+		ReleaseIdleBuffers:     st.Hibernation.Enabled,
 	}
 }
 
