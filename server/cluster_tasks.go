@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/erlmcp/erlmcp-go/codec"
 	"github.com/erlmcp/erlmcp-go/server/cluster"
@@ -55,7 +56,7 @@ func (cn *clusterNode) remoteTask(id string) *cluster.TaskRecord {
 // nodeGone reports whether the node running a remote task has left the cluster (only
 // judged while Redis is up: during an outage the registry is stale).
 func (cn *clusterNode) nodeGone(rec *cluster.TaskRecord) bool {
-	return rec.Node != cn.name && cn.c.Up() && !cn.c.NodeAlive(rec.Node)
+	return rec.Node != cn.name && cn.c.Up() && !cn.c.NodeAliveNow(context.Background(), rec.Node)
 }
 
 // remoteDetail is tasks/get of a task another node runs: its record, or — when that node
@@ -89,7 +90,41 @@ func (cn *clusterNode) remoteUpdate(rec *cluster.TaskRecord, responses map[strin
 		return nil, codec.NewError(codec.CodeInvalidParams, "tasks/update: inputResponses: %v", err)
 	}
 	cn.c.SendTo(rec.Node, cluster.Message{Kind: cluster.KindTaskUpdate, Task: rec.ID, Data: b})
+	cn.awaitTaskUpdate(rec.ID, responses)
 	return &ackResult{ResultType: "complete"}, nil
+}
+
+// awaitTaskUpdate waits, at most 4 Redis timeouts, until the running node has applied a
+// tasks/update sent to it and written the task's record (the answered keys are gone from
+// inputRequests, or the task left input_required), so that the client's next tasks/get —
+// on any node — sees its answers taken: read-your-writes across nodes. Past the bound the
+// update still applies; the ack goes out as locally.
+func (cn *clusterNode) awaitTaskUpdate(id string, responses map[string]json.RawMessage) {
+	deadline := time.Now().Add(4 * cn.c.RedisTimeout())
+	for time.Now().Before(deadline) {
+		rec, err := cn.c.GetTask(context.Background(), id)
+		if err != nil {
+			return // gone, or Redis down: nothing to wait for
+		}
+		var d struct {
+			Status        string                     `json:"status"`
+			InputRequests map[string]json.RawMessage `json:"inputRequests"`
+		}
+		if codec.Unmarshal(rec.Detail, &d) != nil || d.Status != TaskInputRequired {
+			return
+		}
+		pending := false
+		for k := range responses {
+			if _, ok := d.InputRequests[k]; ok {
+				pending = true
+				break
+			}
+		}
+		if !pending {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // remoteCancel sends tasks/cancel to the node running the task.

@@ -396,6 +396,7 @@ func (t *Task) update(responses map[string]json.RawMessage) {
 	}
 	t.updated = time.Now()
 	t.mu.Unlock()
+	t.changed() // the answered keys leave inputRequests in the cluster's record too
 	select {
 	case t.wake <- struct{}{}:
 	default:

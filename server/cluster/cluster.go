@@ -200,6 +200,24 @@ func (c *Cluster) NodeAlive(name string) bool {
 	return ok
 }
 
+// NodeAliveNow is NodeAlive confirmed with Redis when the last registry read does not list
+// name (a node that joined since, or a registry not read yet): true when its record is in
+// Redis now. Bounded by ctx and RedisTimeout; a failed read answers true (not judged).
+func (c *Cluster) NodeAliveNow(ctx context.Context, name string) bool {
+	if c.NodeAlive(name) {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.RedisTimeout)
+	defer cancel()
+	n, err := c.rdb.Exists(ctx, c.keys.node(name)).Result()
+	if err != nil {
+		c.fail("reading a node record", err)
+		return true
+	}
+	c.ok()
+	return n > 0
+}
+
 // Stats are the node's cluster counters.
 type Stats struct {
 	Published uint64 `json:"published"`    // messages published
