@@ -72,8 +72,13 @@ if [[ -n $BIN ]]; then cp "$BIN" "$OUT/bin/erlmcp"; else (cd "$ROOT" && go build
 (cd "$ROOT/bench/peers" && go build -o "$OUT/bin/" ./...)
 BENCH="$OUT/bin/erlmcp"
 
-# Ports well away from erlmcp's defaults, so a running daemon is not disturbed.
-PORT_OURS=18180 PORT_METRICS=18190 PORT_MCPGO=18181 PORT_GOSDK=18182 PORT_FAST=18183 PORT_NETPOLL=18184
+# Kernel-chosen free ports (bound and released here, then taken by each server), so two runs
+# side by side never collide.
+free_ports() { python3 -c 'import socket,sys
+ss=[socket.socket() for _ in range(int(sys.argv[1]))]
+[s.bind(("127.0.0.1",0)) for s in ss]
+print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"; }
+read -r PORT_OURS PORT_METRICS PORT_MCPGO PORT_GOSDK PORT_FAST PORT_NETPOLL <<<"$(free_ports 6)"
 cat >"$OUT/erlmcp.yaml" <<YAML
 server:
   control_socket: $OUT/erlmcp.sock
