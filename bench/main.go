@@ -78,7 +78,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.MetricsURL, "metrics", "", "server Prometheus URL to sample (process_resident_memory_bytes, go_goroutines), e.g. http://127.0.0.1:9090/metrics")
 	fs.BoolVar(&c.HoldConns, "hold-conns", false, "idle mode over HTTP: keep each session's connection open (default: close it after initialize, hold the session alone)")
 	fs.BoolVar(&c.AllowRemote, "allow-remote", false, "allow a non-loopback target")
-	fs.BoolVar(&c.RetryUnanswered, "retry-unanswered", false, "requests left unanswered by a server-side close are retried on a new connection, not counted as errors (for servers whose drain never drops an executed request, e.g. across erlmcp upgrade)")
+	fs.BoolVar(&c.RetryUnanswered, "retry-unanswered", false, "requests (and initialize handshakes) left unanswered by a server-side close are retried on a new connection, not counted as errors (for servers whose drain never drops an executed request, e.g. across erlmcp upgrade)")
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress line on stderr")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	asMD := fs.Bool("md", false, "print the result as a Markdown table")

@@ -176,6 +176,14 @@ func (r *runner) load(c *conn, sem chan struct{}) {
 			}
 			return
 		}
+		if err != nil && r.cfg.RetryUnanswered && errKind(err) == "closed" {
+			// The server closed the new connection before answering its initialize (a
+			// process handing its listener over, draining): nothing was executed, so
+			// the session is opened again, like an unanswered request.
+			r.retried.Add(1)
+			r.backoff()
+			continue
+		}
 		if err != nil {
 			r.failErr(err, 1)
 			r.backoff()
