@@ -54,9 +54,10 @@ const (
 	msb = 0x8080808080808080
 )
 
-// plain8 reports whether the 8 bytes of x need no attention inside a JSON
-// string: no byte < 0x20, none is '"' or '\\', none >= 0x80 (SWAR test).
-func plain8(x uint64) bool {
+// Plain8 reports whether the 8 bytes of x (little-endian) need no attention inside a
+// JSON string: no byte < 0x20, none is '"' or '\\', none >= 0x80 (SWAR test). String
+// scanners skip such runs 8 bytes at a time.
+func Plain8(x uint64) bool {
 	q := x ^ (lsb * '"')
 	s := x ^ (lsb * '\\')
 	t := ((x - lsb*0x20) & ^x) | ((q - lsb) & ^q) | ((s - lsb) & ^s) | x
@@ -77,7 +78,7 @@ var strSafe = func() (t [256]bool) {
 func scanString(b []byte, i int) (int, *Error) {
 	j := i + 1
 	for {
-		for j+8 <= len(b) && plain8(binary.LittleEndian.Uint64(b[j:])) {
+		for j+8 <= len(b) && Plain8(binary.LittleEndian.Uint64(b[j:])) {
 			j += 8
 		}
 		for j < len(b) && strSafe[b[j]] {
@@ -102,7 +103,7 @@ func scanString(b []byte, i int) (int, *Error) {
 					return j, parseErr(b, j, "truncated \\u escape")
 				}
 				for k := j + 2; k < j+6; k++ {
-					if unhex(b[k]) < 0 {
+					if Unhex(b[k]) < 0 {
 						return k, parseErr(b, j, "bad \\u escape")
 					}
 				}
@@ -122,7 +123,8 @@ func scanString(b []byte, i int) (int, *Error) {
 	}
 }
 
-func unhex(c byte) int {
+// Unhex returns the value of the hex digit c, or -1 when c is not one.
+func Unhex(c byte) int {
 	switch {
 	case '0' <= c && c <= '9':
 		return int(c - '0')
@@ -136,11 +138,20 @@ func unhex(c byte) int {
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
-// scanNumber validates the number starting at b[i] and returns the index
-// after it. Grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+// scanNumber validates the number starting at b[i] and returns the index after it.
 func scanNumber(b []byte, i int) (int, *Error) {
-	start := i
-	if b[i] == '-' {
+	end, ok := NumberEnd(b, i)
+	if !ok {
+		return end, parseErr(b, i, "bad number")
+	}
+	return end, nil
+}
+
+// NumberEnd scans the JSON number starting at b[i] and returns the index after it, and
+// false (with the index of the fault) when the bytes there are not one. Grammar:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func NumberEnd(b []byte, i int) (int, bool) {
+	if i < len(b) && b[i] == '-' {
 		i++
 	}
 	switch {
@@ -150,12 +161,12 @@ func scanNumber(b []byte, i int) (int, *Error) {
 		for i++; i < len(b) && isDigit(b[i]); i++ {
 		}
 	default:
-		return i, parseErr(b, start, "bad number")
+		return i, false
 	}
 	if i < len(b) && b[i] == '.' {
 		i++
 		if i >= len(b) || !isDigit(b[i]) {
-			return i, parseErr(b, start, "bad number")
+			return i, false
 		}
 		for ; i < len(b) && isDigit(b[i]); i++ {
 		}
@@ -166,12 +177,12 @@ func scanNumber(b []byte, i int) (int, *Error) {
 			i++
 		}
 		if i >= len(b) || !isDigit(b[i]) {
-			return i, parseErr(b, start, "bad number")
+			return i, false
 		}
 		for ; i < len(b) && isDigit(b[i]); i++ {
 		}
 	}
-	return i, nil
+	return i, true
 }
 
 // validate checks that b is exactly one JSON value (surrounding whitespace
@@ -430,7 +441,7 @@ func unquote(raw []byte) string {
 func hex4(s []byte) rune {
 	var r rune
 	for _, c := range s[:4] {
-		r = r<<4 | rune(unhex(c))
+		r = r<<4 | rune(Unhex(c))
 	}
 	return r
 }

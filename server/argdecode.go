@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"unsafe"
+
+	"github.com/erlmcp/erlmcp-go/codec"
 )
 
 // argDecoder decodes a typed tool's arguments object straight into its input struct, for
@@ -152,7 +154,7 @@ func (f *argField) set(b []byte, i int, dst unsafe.Pointer) (int, bool) {
 		}
 		return i, false
 	}
-	end, ok := fastNumber(b, i)
+	end, ok := codec.NumberEnd(b, i)
 	if !ok || end == i {
 		return end, false
 	}

@@ -406,7 +406,7 @@ func (fs *fastSchema) value(b []byte, i, depth int) (int, bool) {
 		sc := fastScalar{t: t, yes: c == 't'}
 		return end, fs.checkScalar(&sc)
 	default:
-		end, ok := fastNumber(b, i)
+		end, ok := codec.NumberEnd(b, i)
 		if !ok {
 			return end, false
 		}
@@ -628,7 +628,7 @@ func fastString(b []byte, i int) (end int, esc, ok bool) {
 	j := i + 1
 	ascii := true
 	for j < len(b) {
-		for j+8 <= len(b) && plainBytes8(binary.LittleEndian.Uint64(b[j:])) {
+		for j+8 <= len(b) && codec.Plain8(binary.LittleEndian.Uint64(b[j:])) {
 			j += 8
 		}
 		if j >= len(b) {
@@ -655,7 +655,7 @@ func fastString(b []byte, i int) (end int, esc, ok bool) {
 				}
 				r := 0
 				for _, h := range b[j+2 : j+6] {
-					d := fastUnhex(h)
+					d := codec.Unhex(h)
 					if d < 0 {
 						return j, esc, false
 					}
@@ -679,65 +679,6 @@ func fastString(b []byte, i int) (end int, esc, ok bool) {
 	}
 	return j, esc, false
 }
-
-// plainBytes8 reports whether none of the 8 bytes of x needs a look inside a JSON string:
-// no byte below 0x20, none is '"' or '\\', none at or above 0x80 (SWAR, as codec's scan).
-func plainBytes8(x uint64) bool {
-	const lsb, msb = 0x0101010101010101, 0x8080808080808080
-	q := x ^ (lsb * '"')
-	s := x ^ (lsb * '\\')
-	return (x|((q-lsb)&^q)|((s-lsb)&^s)|(x-lsb*0x20)&^x)&msb == 0
-}
-
-func fastUnhex(c byte) int {
-	switch {
-	case '0' <= c && c <= '9':
-		return int(c - '0')
-	case 'a' <= c && c <= 'f':
-		return int(c-'a') + 10
-	case 'A' <= c && c <= 'F':
-		return int(c-'A') + 10
-	}
-	return -1
-}
-
-// fastNumber scans a JSON number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func fastNumber(b []byte, i int) (int, bool) {
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && '1' <= b[i] && b[i] <= '9':
-		for i++; i < len(b) && isDigitByte(b[i]); i++ {
-		}
-	default:
-		return i, false
-	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		if i >= len(b) || !isDigitByte(b[i]) {
-			return i, false
-		}
-		for ; i < len(b) && isDigitByte(b[i]); i++ {
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if i >= len(b) || !isDigitByte(b[i]) {
-			return i, false
-		}
-		for ; i < len(b) && isDigitByte(b[i]); i++ {
-		}
-	}
-	return i, true
-}
-
-func isDigitByte(c byte) bool { return '0' <= c && c <= '9' }
 
 // isPlainInt reports whether the scanned number has no fraction and no exponent.
 func isPlainInt(num []byte) bool {
