@@ -49,16 +49,9 @@ func (l *Limits) filterToolList(r *Request, res any) any {
 // nor skip, and the last page has no cursor even when invisible entries follow it.
 func pageVisible[T any](r *registry[T], cursor string, size int, keep func(T) bool) ([]regEntry[T], string, error) {
 	es := r.snapshot()
-	start := 0
-	if cursor != "" {
-		after, err := decodeCursor(cursor)
-		if err != nil {
-			return nil, "", err
-		}
-		start, _ = slices.BinarySearchFunc(es, after, func(e regEntry[T], k string) int { return strings.Compare(e.key, k) })
-		if start < len(es) && es[start].key == after {
-			start++
-		}
+	start, err := startAfter(es, cursor)
+	if err != nil {
+		return nil, "", err
 	}
 	var out []regEntry[T]
 	i := start

@@ -84,19 +84,29 @@ func (r *registry[T]) remove(keys ...string) int {
 // len returns the number of entries.
 func (r *registry[T]) len() int { return len(r.snapshot()) }
 
+// startAfter returns the index of the first entry of es (sorted by key) after the one a
+// page cursor names; 0 for no cursor.
+func startAfter[T any](es []regEntry[T], cursor string) (int, error) {
+	if cursor == "" {
+		return 0, nil
+	}
+	after, err := decodeCursor(cursor)
+	if err != nil {
+		return 0, err
+	}
+	start, _ := slices.BinarySearchFunc(es, after, func(e regEntry[T], k string) int { return strings.Compare(e.key, k) })
+	if start < len(es) && es[start].key == after {
+		start++
+	}
+	return start, nil
+}
+
 // page returns up to size entries after cursor and the cursor of the next page ("" at the end).
 func (r *registry[T]) page(cursor string, size int) ([]regEntry[T], string, error) {
 	es := r.snapshot()
-	start := 0
-	if cursor != "" {
-		after, err := decodeCursor(cursor)
-		if err != nil {
-			return nil, "", err
-		}
-		start, _ = slices.BinarySearchFunc(es, after, func(e regEntry[T], k string) int { return strings.Compare(e.key, k) })
-		if start < len(es) && es[start].key == after {
-			start++
-		}
+	start, err := startAfter(es, cursor)
+	if err != nil {
+		return nil, "", err
 	}
 	end := min(start+size, len(es))
 	next := ""
