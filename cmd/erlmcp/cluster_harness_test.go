@@ -5,7 +5,6 @@ package main
 // deploy/haproxy/haproxy.cfg. Nothing here uses a fixed port or a system service.
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/csv"
 	"fmt"
@@ -19,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/erlmcp/erlmcp-go/server/cluster/redistest"
 )
 
 // needCommands fails the test when a program the cluster tests run is missing: CI installs
@@ -78,82 +79,9 @@ func shortTempDir(t *testing.T, prefix string) string {
 	return dir
 }
 
-// redisProc is a redis-server of one test: unix socket only (--port 0), no persistence.
-type redisProc struct {
-	t    *testing.T
-	dir  string
-	sock string
-	proc *bgProc
-	out  *syncBuffer
-}
-
-// startRedis runs a redis-server on a unix socket in a fresh temp directory.
-func startRedis(t *testing.T) *redisProc {
-	t.Helper()
-	needCommands(t, "redis-server")
-	dir := shortTempDir(t, "rds")
-	r := &redisProc{t: t, dir: dir, sock: filepath.Join(dir, "redis.sock")}
-	r.start()
-	t.Cleanup(r.stop)
-	return r
-}
-
-// url is the cluster.redis_url of this server.
-func (r *redisProc) url() string { return "unix://" + r.sock }
-
-// start runs the server (again, after stop) on the same socket and waits for PONG.
-func (r *redisProc) start() {
-	r.t.Helper()
-	r.out = &syncBuffer{}
-	cmd := exec.Command(program("redis-server"), "--port", "0", "--unixsocket", r.sock, "--unixsocketperm", "700",
-		"--save", "", "--appendonly", "no", "--dir", r.dir, "--daemonize", "no", "--loglevel", "warning")
-	cmd.Stdout, cmd.Stderr = r.out, r.out
-	var err error
-	if r.proc, err = startBG(cmd); err != nil {
-		r.t.Fatalf("redis-server: %v", err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if reply, err := r.do("PING"); err == nil && reply == "+PONG" {
-			return
-		}
-		if r.proc.exited() {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	r.t.Fatalf("redis-server did not answer PING on %s:\n%s", r.sock, r.out.String())
-}
-
-// stop ends the server (SIGTERM, then SIGKILL after 5 s) and waits for it. Idempotent.
-func (r *redisProc) stop() {
-	if r.proc == nil {
-		return
-	}
-	r.proc.stop(5 * time.Second)
-	r.proc = nil
-}
-
-// do sends one inline command and returns the first line of the reply (RESP, e.g.
-// "+PONG", ":3", "$5"), for the test's own checks of what is in Redis.
-func (r *redisProc) do(args ...string) (string, error) {
-	c, err := net.DialTimeout("unix", r.sock, time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
-	var b strings.Builder
-	fmt.Fprintf(&b, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
-	}
-	if _, err := c.Write([]byte(b.String())); err != nil {
-		return "", err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	return strings.TrimRight(line, "\r\n"), err
-}
+// startRedis runs a redis-server of one test (server/cluster/redistest: unix socket only,
+// no persistence, killed at cleanup; Kill is an outage, Restart brings it back empty).
+func startRedis(t *testing.T) *redistest.Server { return redistest.Start(t) }
 
 // bgProc is a child process with one goroutine reaping it, so that its exit can be seen
 // (a zombie still answers signal 0) and it is waited for exactly once.
@@ -206,10 +134,10 @@ type clusterNode struct {
 }
 
 // clusterArgs are the -set flags of a node in cluster mode against r, under prefix.
-func clusterArgs(r *redisProc, name, prefix string) []string {
+func clusterArgs(r *redistest.Server, name, prefix string) []string {
 	return []string{
 		"-set", "cluster.enabled=true",
-		"-set", "cluster.redis_url=" + r.url(),
+		"-set", "cluster.redis_url=" + r.URL(),
 		"-set", "cluster.node=" + name,
 		"-set", "cluster.key_prefix=" + prefix,
 		"-set", "rate_limiter.enabled=false",
@@ -224,7 +152,7 @@ func testPrefix(t *testing.T) string {
 
 // startClusterNodes starts one erlmcp node per name in cluster mode against r (all under
 // one key prefix), with extra flags for each.
-func startClusterNodes(t *testing.T, r *redisProc, names []string, extra ...string) []*clusterNode {
+func startClusterNodes(t *testing.T, r *redistest.Server, names []string, extra ...string) []*clusterNode {
 	t.Helper()
 	prefix := testPrefix(t)
 	nodes := make([]*clusterNode, len(names))

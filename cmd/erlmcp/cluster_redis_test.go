@@ -103,7 +103,7 @@ func TestClusterRedisOutage(t *testing.T) {
 		t.Errorf("erlmcp_cluster_nodes on a: %v, want 2", v)
 	}
 
-	r.stop()
+	r.Kill()
 
 	// Serving locally, never blocked past the Redis timeout (250 ms; 2 s allows a slow box).
 	const bound = 2 * time.Second
@@ -162,7 +162,7 @@ func TestClusterRedisOutage(t *testing.T) {
 		return strings.HasPrefix(st["node1"], "UP") && strings.HasPrefix(st["node2"], "UP")
 	}, "both nodes still UP with Redis down")
 
-	r.start()
+	r.Restart()
 	for _, n := range nodes {
 		waitClusterHealth(t, n, "healthy", 15*time.Second)
 		if v, _ := metricValue(t, n.metrics, "erlmcp_cluster_redis_up"); v != 1 {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/erlmcp/erlmcp-go/server/cluster/redistest"
 )
 
 const noteURI = "erlmcp://demo/note"
@@ -95,20 +97,20 @@ func TestClusterSessionSurvivesNodeKill(t *testing.T) {
 
 // waitRedisSession waits until the session's record is in Redis, with uri among its
 // subscriptions when uri is not "" (a hash field per subscription, named after the URI).
-func waitRedisSession(t *testing.T, r *redisProc, prefix, id, uri string) {
+func waitRedisSession(t *testing.T, r *redistest.Server, prefix, id, uri string) {
 	t.Helper()
 	key := prefix + "session:" + id
 	deadline := time.Now().Add(5 * time.Second)
 	var last string
 	for time.Now().Before(deadline) {
-		n, err := r.do("EXISTS", key)
+		n, err := r.Command("EXISTS", key)
 		last = n
-		if err == nil && n == ":1" {
+		if err == nil && n == "1" {
 			if uri == "" {
 				return
 			}
 			script := "for _,f in ipairs(redis.call('HKEYS',KEYS[1])) do if string.find(f, ARGV[1], 1, true) then return 1 end end return 0"
-			if ok, _ := r.do("EVAL", script, "1", key, uri); ok == ":1" {
+			if ok, _ := r.Command("EVAL", script, "1", key, uri); ok == "1" {
 				return
 			}
 		}
@@ -160,12 +162,12 @@ func TestClusterLogLevelSurvivesNodeKill(t *testing.T) {
 }
 
 // waitRedisField waits until some field of hash key has value want.
-func waitRedisField(t *testing.T, r *redisProc, key, want string) {
+func waitRedisField(t *testing.T, r *redistest.Server, key, want string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	script := "for _,v in ipairs(redis.call('HVALS',KEYS[1])) do if v == ARGV[1] then return 1 end end return 0"
 	for time.Now().Before(deadline) {
-		if ok, err := r.do("EVAL", script, "1", key, want); err == nil && ok == ":1" {
+		if ok, err := r.Command("EVAL", script, "1", key, want); err == nil && ok == "1" {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -137,6 +137,26 @@ func (s *Server) Do(command string) (string, error) {
 	return readReply(bufio.NewReader(c))
 }
 
+// Command sends one command as a RESP array of args (any bytes, spaces included: EVAL
+// scripts) and returns the reply as Do does.
+func (s *Server) Command(args ...string) (string, error) {
+	c, err := net.DialTimeout("unix", s.socket, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := io.WriteString(c, b.String()); err != nil {
+		return "", err
+	}
+	return readReply(bufio.NewReader(c))
+}
+
 // readReply reads one RESP2 reply as text: simple values as is, arrays one element a line.
 func readReply(r *bufio.Reader) (string, error) {
 	line, err := r.ReadString('\n')
