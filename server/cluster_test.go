@@ -434,44 +434,18 @@ func TestClusterTasksAcrossNodes(t *testing.T) {
 // B completes the retry.
 func TestClusterRequestStateSealedWithSharedKey(t *testing.T) {
 	r := redistest.Start(t)
-	register := func(s *Server) {
-		s.AddTool(&Tool{Name: "ask"}, ToolOptions{}, func(ctx context.Context, r *Request, _ json.RawMessage) (*CallToolResult, error) {
-			if st := r.RequestState(); st == "asked" {
-				var er ElicitResult
-				r.InputResponse("name", &er)
-				return textResult(fmt.Sprint("hello ", er.Content["name"])), nil
-			}
-			return nil, &InputRequired{Requests: map[string]InputRequest{"name": elicitInput("Name?", `{"type":"object"}`)}, State: "asked"}
-		})
-	}
-	nodes := startCluster(t, r, register, "a", "b")
+	nodes := startCluster(t, r, addAskTool, "a", "b")
 	a, b := nodes[0], nodes[1]
 	clusterWait(t, 2*time.Second, "an agreed key", func() bool { return a.c.StateKey() != nil && string(a.c.StateKey()) == string(b.c.StateKey()) })
-	meta := `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{}}}`
-	hdr := map[string]string{"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "ask"}
-	resp := newHTTPClient(t, a.url).post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ask",`+meta+`}}`, hdr)
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	var ir struct {
-		Result struct {
-			ResultType   string `json:"resultType"`
-			RequestState string `json:"requestState"`
-		} `json:"result"`
-	}
-	if json.Unmarshal(body, &ir) != nil || ir.Result.ResultType != "input_required" {
-		t.Fatalf("round 1 on a: %s", body)
-	}
-	i := strings.LastIndexByte(ir.Result.RequestState, '.')
-	state, _ := base64.RawURLEncoding.DecodeString(ir.Result.RequestState[:i])
-	tag, _ := base64.RawURLEncoding.DecodeString(ir.Result.RequestState[i+1:])
+	sealed := askFirst(t, a.url)
+	i := strings.LastIndexByte(sealed, '.')
+	state, _ := base64.RawURLEncoding.DecodeString(sealed[:i])
+	tag, _ := base64.RawURLEncoding.DecodeString(sealed[i+1:])
 	if !stateTagOK(a.c.StateKey(), state, tag) || stateTagOK(a.srv.stateKey, state, tag) {
 		t.Fatal("the requestState is not sealed with the cluster's key")
 	}
-	resp = newHTTPClient(t, b.url).post(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"ask","inputResponses":{"name":{"action":"accept","content":{"name":"Ada"}}},"requestState":"`+ir.Result.RequestState+`",`+meta+`}}`, hdr)
-	body, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(body), "hello Ada") {
-		t.Fatalf("round 2 on b: %d %s", resp.StatusCode, body)
+	if status, body := askRetry(t, b.url, sealed); status != 200 || !strings.Contains(body, "hello Ada") {
+		t.Fatalf("round 2 on b: %d %s", status, body)
 	}
 }
 

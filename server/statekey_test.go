@@ -11,11 +11,9 @@ import (
 	"testing"
 )
 
-// askServer serves a tool that asks for a name (input-required) and greets it on the retry.
-func askServer(t *testing.T, key []byte) string {
-	t.Helper()
-	s := New(Config{})
-	s.SetStateKey(key)
+// The "ask" tool of the requestState tests: it asks for a name (input-required, state
+// "asked") and greets it on the retry.
+func addAskTool(s *Server) {
 	s.AddTool(&Tool{Name: "ask"}, ToolOptions{}, func(ctx context.Context, r *Request, _ json.RawMessage) (*CallToolResult, error) {
 		if r.RequestState() == "asked" {
 			var er ElicitResult
@@ -24,6 +22,46 @@ func askServer(t *testing.T, key []byte) string {
 		}
 		return nil, &InputRequired{Requests: map[string]InputRequest{"name": elicitInput("Name?", `{"type":"object"}`)}, State: "asked"}
 	})
+}
+
+const askMeta = `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{}}}`
+
+var askHeaders = map[string]string{"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "ask"}
+
+// askFirst calls ask statelessly at url and returns the requestState of its input-required
+// result.
+func askFirst(t *testing.T, url string) string {
+	t.Helper()
+	resp := newHTTPClient(t, url).post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ask",`+askMeta+`}}`, askHeaders)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var ir struct {
+		Result struct {
+			ResultType   string `json:"resultType"`
+			RequestState string `json:"requestState"`
+		} `json:"result"`
+	}
+	if json.Unmarshal(body, &ir) != nil || ir.Result.ResultType != "input_required" || ir.Result.RequestState == "" {
+		t.Fatalf("round 1 at %s: %s", url, body)
+	}
+	return ir.Result.RequestState
+}
+
+// askRetry sends the retry answering the name with state at url: status and body.
+func askRetry(t *testing.T, url, state string) (int, string) {
+	t.Helper()
+	resp := newHTTPClient(t, url).post(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"ask","inputResponses":{"name":{"action":"accept","content":{"name":"Ada"}}},"requestState":"`+state+`",`+askMeta+`}}`, askHeaders)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, string(body)
+}
+
+// askServer serves the ask tool on loopback with key as its state key.
+func askServer(t *testing.T, key []byte) string {
+	t.Helper()
+	s := New(Config{})
+	s.SetStateKey(key)
+	addAskTool(s)
 	url, _ := startHTTP(t, s, HTTPConfig{})
 	return url
 }
@@ -33,8 +71,6 @@ func askServer(t *testing.T, key []byte) string {
 // other (a round-robin load balancer); with their own random keys the retry is refused.
 func TestStateKeySharedWithoutCluster(t *testing.T) {
 	shared := []byte("0123456789abcdef0123456789abcdef")
-	meta := `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{}}}`
-	hdr := map[string]string{"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "ask"}
 	for _, tc := range []struct {
 		name       string
 		keyA, keyB []byte
@@ -46,26 +82,12 @@ func TestStateKeySharedWithoutCluster(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, b := askServer(t, tc.keyA), askServer(t, tc.keyB)
-			resp := newHTTPClient(t, a).post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ask",`+meta+`}}`, hdr)
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			var ir struct {
-				Result struct {
-					ResultType   string `json:"resultType"`
-					RequestState string `json:"requestState"`
-				} `json:"result"`
-			}
-			if json.Unmarshal(body, &ir) != nil || ir.Result.ResultType != "input_required" || ir.Result.RequestState == "" {
-				t.Fatalf("round 1 on a: %s", body)
-			}
-			resp = newHTTPClient(t, b).post(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"ask","inputResponses":{"name":{"action":"accept","content":{"name":"Ada"}}},"requestState":"`+ir.Result.RequestState+`",`+meta+`}}`, hdr)
-			body, _ = io.ReadAll(resp.Body)
-			resp.Body.Close()
-			hello := strings.Contains(string(body), "hello Ada")
+			status, body := askRetry(t, b, askFirst(t, a))
+			hello := strings.Contains(body, "hello Ada")
 			if hello != tc.wantHello {
-				t.Fatalf("round 2 on b: greeted %v, want %v: %d %s", hello, tc.wantHello, resp.StatusCode, body)
+				t.Fatalf("round 2 on b: greeted %v, want %v: %d %s", hello, tc.wantHello, status, body)
 			}
-			if !tc.wantHello && !strings.Contains(strings.ToLower(string(body)), "requeststate") {
+			if !tc.wantHello && !strings.Contains(strings.ToLower(body), "requeststate") {
 				t.Fatalf("a refused retry should name the requestState: %s", body)
 			}
 		})
