@@ -107,11 +107,11 @@ func (d *Daemon) startObservability() error {
 		if d.tcp != nil {
 			m.WatchListener("tcp", d.tcp)
 		}
-		if err := m.Listen(o.st.Metrics.Addr, o.st.Metrics.Path); err != nil {
+		if err := m.Listen(o.st.Metrics.Addr, o.st.Metrics.Path, o.st.Metrics.Pprof); err != nil {
 			return err
 		}
 		o.metricsAddr = m.Addr().String()
-		d.log.Info("listening", "transport", "metrics", "addr", o.metricsAddr, "path", o.st.Metrics.Path)
+		d.log.Info("listening", "transport", "metrics", "addr", o.metricsAddr, "path", o.st.Metrics.Path, "pprof", o.st.Metrics.Pprof)
 	}
 	if d.tcp != nil {
 		o.tcpAddr = d.tcp.Addr().String()

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	vm "github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/pprofhandler"
 
 	"github.com/erlmcp/erlmcp-go/codec"
 	"github.com/erlmcp/erlmcp-go/loop"
@@ -113,6 +115,7 @@ type Metrics struct {
 	httpSrv *fasthttp.Server
 	ln      net.Listener
 	path    string
+	pprof   bool // also serve /debug/pprof/ (observability.metrics.pprof)
 	done    chan struct{}
 }
 
@@ -352,6 +355,10 @@ func init() {
 // text, anything else 404.
 func (m *Metrics) Handler(path string) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
+		if m.pprof && bytes.HasPrefix(ctx.Path(), []byte("/debug/pprof/")) {
+			pprofhandler.PprofHandler(ctx)
+			return
+		}
 		if string(ctx.Path()) != path {
 			ctx.Error("not found; metrics are at "+path, fasthttp.StatusNotFound)
 			return
@@ -366,8 +373,8 @@ func (m *Metrics) Handler(path string) fasthttp.RequestHandler {
 }
 
 // Listen binds the metrics listener (observability.metrics.addr) and serves path on it in
-// the background until Shutdown.
-func (m *Metrics) Listen(addr, path string) error {
+// the background until Shutdown; with pprof, Go's runtime profiles at /debug/pprof/ too.
+func (m *Metrics) Listen(addr, path string, pprof bool) error {
 	if path == "" {
 		path = "/metrics"
 	}
@@ -375,7 +382,7 @@ func (m *Metrics) Listen(addr, path string) error {
 	if err != nil {
 		return fmt.Errorf("observability.metrics.addr: listening on %s: %w", addr, err)
 	}
-	m.ln, m.path = ln, path
+	m.ln, m.path, m.pprof = ln, path, pprof
 	m.httpSrv = &fasthttp.Server{
 		Handler:                       m.Handler(path),
 		Name:                          "erlmcp-metrics",

@@ -26,6 +26,10 @@ type MetricsSettings struct {
 	Addr string `yaml:"addr" json:"addr"`
 	// Path is the scrape path. Default /metrics.
 	Path string `yaml:"path" json:"path"`
+	// Pprof also serves Go's runtime profiles at /debug/pprof/ on this listener
+	// (ERLMCP_METRICS_PPROF), for `go tool pprof http://127.0.0.1:9090/debug/pprof/profile`.
+	// Off by default: profiles expose internals, and a CPU profile costs while it runs.
+	Pprof bool `yaml:"pprof" json:"pprof"`
 }
 
 // HealthSettings is `observability.health`.
@@ -57,7 +61,7 @@ func defaultObservability() ObservabilitySettings {
 	}
 }
 
-// applyEnv applies ERLMCP_METRICS_ENABLED, ERLMCP_TRACING_ENABLED, ERLMCP_OTEL_ENABLED
+// applyEnv applies ERLMCP_METRICS_ENABLED, ERLMCP_METRICS_PPROF, ERLMCP_TRACING_ENABLED, ERLMCP_OTEL_ENABLED
 // (either one turns tracing on; "false" in one of them and nothing in the other turns it
 // off) and OTEL_EXPORTER_OTLP_ENDPOINT.
 func (o *ObservabilitySettings) applyEnv(getenv func(string) string) error {
@@ -74,6 +78,9 @@ func (o *ObservabilitySettings) applyEnv(getenv func(string) string) error {
 		return nil
 	}
 	if err := envBool("ERLMCP_METRICS_ENABLED", &o.Metrics.Enabled); err != nil {
+		return err
+	}
+	if err := envBool("ERLMCP_METRICS_PPROF", &o.Metrics.Pprof); err != nil {
 		return err
 	}
 	var tracing, otel bool

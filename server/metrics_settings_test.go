@@ -10,11 +10,13 @@ import (
 func TestObservabilitySettingsEnv(t *testing.T) {
 	for _, tc := range []struct {
 		env                       map[string]string
-		metrics, tracing          bool
+		metrics, tracing, pprof   bool
 		endpoint, wantErrContains string
 	}{
 		{env: nil, metrics: true, tracing: false},
 		{env: map[string]string{"ERLMCP_METRICS_ENABLED": "false"}, metrics: false},
+		{env: map[string]string{"ERLMCP_METRICS_PPROF": "true"}, metrics: true, pprof: true},
+		{env: map[string]string{"ERLMCP_METRICS_PPROF": "on"}, wantErrContains: "ERLMCP_METRICS_PPROF"},
 		{env: map[string]string{"ERLMCP_OTEL_ENABLED": "true"}, metrics: true, tracing: true},
 		{env: map[string]string{"ERLMCP_TRACING_ENABLED": "1", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}, metrics: true, tracing: true, endpoint: "http://c:4318"},
 		{env: map[string]string{"ERLMCP_TRACING_ENABLED": "false", "ERLMCP_OTEL_ENABLED": "true"}, metrics: true, tracing: true},
@@ -31,7 +33,7 @@ func TestObservabilitySettingsEnv(t *testing.T) {
 			continue
 		}
 		o := st.Observability
-		if err != nil || o.Metrics.Enabled != tc.metrics || o.Tracing.Enabled != tc.tracing || o.Tracing.Endpoint != tc.endpoint {
+		if err != nil || o.Metrics.Enabled != tc.metrics || o.Metrics.Pprof != tc.pprof || o.Tracing.Enabled != tc.tracing || o.Tracing.Endpoint != tc.endpoint {
 			t.Errorf("%v: %+v, %v", tc.env, o, err)
 		}
 	}

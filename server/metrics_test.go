@@ -321,6 +321,25 @@ func TestMetricsOff(t *testing.T) {
 	d.SetMemoryGuardState(1) // must not panic without metrics
 }
 
+// TestMetricsPprof checks /debug/pprof/ is served on the metrics listener only when
+// observability.metrics.pprof is on.
+func TestMetricsPprof(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		d := startDaemon(t, func(st *Settings) { st.Observability.Metrics.Pprof = on })
+		base := "http://" + d.MetricsAddr().String()
+		code, _, body := get(t, base+"/debug/pprof/goroutine?debug=1")
+		if on && (code != 200 || !bytes.Contains(body, []byte("goroutine profile:"))) {
+			t.Fatalf("pprof on: GET goroutine profile: %d %.80q", code, body)
+		}
+		if !on && code != 404 {
+			t.Fatalf("pprof off: GET goroutine profile: %d, want 404", code)
+		}
+		if code, _, _ := get(t, base+"/metrics"); code != 200 {
+			t.Fatalf("pprof=%v: /metrics %d", on, code)
+		}
+	}
+}
+
 // TestMetricsConcurrentFirstUse races the lazy creation of series.
 func TestMetricsConcurrentFirstUse(t *testing.T) {
 	m := NewMetrics("t")

@@ -53,8 +53,8 @@ func cmdConfigDefaults(args []string, stdout, stderr io.Writer) int {
 	root := structNode(reflect.ValueOf(st), reflect.ValueOf(def), docs)
 	root.HeadComment = "erlmcp-go configuration: every key with its value; keys left out take the built-in default.\n" +
 		"Check a file with: erlmcp config check FILE. Environment overrides: ERLMCP_PROFILE,\n" +
-		"ERLMCP_LOG_LEVEL, ERLMCP_HIBERNATION_ENABLED, ERLMCP_METRICS_ENABLED, ERLMCP_TRACING_ENABLED,\n" +
-		"ERLMCP_OTEL_ENABLED, OTEL_EXPORTER_OTLP_ENDPOINT, ERLMCP_CLUSTER_ENABLED, ERLMCP_NODE (default of\n" +
+		"ERLMCP_LOG_LEVEL, ERLMCP_HIBERNATION_ENABLED, ERLMCP_METRICS_ENABLED, ERLMCP_METRICS_PPROF,\n" +
+		"ERLMCP_TRACING_ENABLED, ERLMCP_OTEL_ENABLED, OTEL_EXPORTER_OTLP_ENDPOINT, ERLMCP_CLUSTER_ENABLED, ERLMCP_NODE (default of\n" +
 		"cluster.node). Live changes: erlmcp reload (log level,\n" +
 		"disabled tools, TLS certificates); anything else: erlmcp upgrade (new process, same sockets)."
 	enc := yaml.NewEncoder(stdout)
