@@ -23,6 +23,10 @@ var (
 	// ErrReadTimeout closes a connection whose partial frame was not completed
 	// within Config.ReadTimeout.
 	ErrReadTimeout = errors.New("loop: frame not completed within read timeout (Config.ReadTimeout)")
+	// ErrHTTPTimeout closes an HTTP connection whose Read outlived the deadline
+	// fasthttp set (its ReadTimeout while reading a request, its IdleTimeout
+	// between keep-alive requests); the Read returns it.
+	ErrHTTPTimeout = errors.New("loop: HTTP read deadline passed (read or keep-alive idle timeout)")
 	// ErrWriteTimeout closes a connection whose peer did not read replies
 	// within Config.WriteTimeout.
 	ErrWriteTimeout = errors.New("loop: write timeout (Config.WriteTimeout)")
@@ -81,7 +85,7 @@ type Conn struct {
 
 	state        atomic.Uint32         // stateX flags
 	lastActive   atomic.Int64          // coarse clock value of the last read or write
-	partialSince atomic.Int64          // coarse clock value when the pending partial frame began; 0 if none
+	partialSince atomic.Int64          // line: coarse clock value when the pending partial frame began; HTTP: deadline of the Read in progress (httpConn); 0 if none
 	closeErr     atomic.Pointer[error] // first close reason
 
 	value any
@@ -310,6 +314,12 @@ func (c *Conn) closeWith(err error) {
 	if cl, ok := c.w.(io.Closer); ok {
 		_ = cl.Close()
 	}
+}
+
+// closeErrIs reports whether the connection was closed for err.
+func (c *Conn) closeErrIs(err error) bool {
+	p := c.closeErr.Load()
+	return p != nil && *p == err
 }
 
 // Closed reports whether the connection is closed or closing.

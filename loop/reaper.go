@@ -31,6 +31,7 @@ func (s *Server) tick() time.Duration {
 // a timer wheel and with no per-connection timer. It
 //   - closes connections idle longer than IdleTimeout with no Hold;
 //   - closes connections whose partial frame is older than ReadTimeout;
+//   - closes HTTP connections waiting in a Read past fasthttp's deadline (httpConn);
 //   - releases pooled buffers of connections idle longer than HibernateAfter;
 //   - returns memory to the OS after a wave of hibernations or closes (trimmer).
 func (s *Server) reaper() {
@@ -69,8 +70,12 @@ func (s *Server) sweep(now int64, conns []*Conn) (hibernated int) {
 		}
 		quiet := now - c.lastActive.Load()
 		if st&stateHTTP != 0 {
-			// fasthttp times HTTP connections out; a quiet one (httpConn) holds no
-			// read buffer and counts toward the trim wave.
+			if httpDeadlinePassed(c, now) { // fasthttp's read or keep-alive deadline (httpConn)
+				c.closeWith(ErrHTTPTimeout)
+				continue
+			}
+			// A quiet HTTP connection (httpConn) holds no read buffer and counts toward
+			// the trim wave.
 			if hib > 0 && quiet > hib && st&stateHibernated == 0 && s.hibernateHTTP(c) {
 				hibernated++
 			}

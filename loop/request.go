@@ -104,11 +104,8 @@ func (s *Server) sniff(c *Conn, np netpoll.Connection) bool {
 			c.state.Or(stateSniffed | stateHTTP)
 			s.activeLine.Add(^uint64(0))
 			s.activeHTTP.Add(1)
-			if s.cfg.HibernateAfter > 0 {
-				s.cfg.HTTP(&httpConn{Connection: np, c: c}) // releases netpoll's read buffer when drained
-			} else {
-				s.cfg.HTTP(np)
-			}
+			// Read deadlines kept by the reaper; with hibernation, the read buffer released when drained.
+			s.cfg.HTTP(&httpConn{Connection: np, c: c, release: s.cfg.HibernateAfter > 0})
 			c.closeWith(nil)
 			return false
 		}
