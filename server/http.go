@@ -665,8 +665,7 @@ func (h *HTTP) servePost(ctx *fasthttp.RequestCtx) {
 		}
 	}
 
-	var ss *Session
-	var cleanup func()
+	var ss, throwaway *Session
 	if hs != nil {
 		ss = hs.ss
 		hs.active.Add(1)
@@ -674,7 +673,7 @@ func (h *HTTP) servePost(ctx *fasthttp.RequestCtx) {
 		hs.touch()
 	} else {
 		ss = h.throwawaySession(ctx)
-		cleanup = ss.Close // when the response is done, not when this returns
+		throwaway = ss // closed when the response is done, not when this returns
 	}
 
 	out := newPostOutput()
@@ -699,13 +698,13 @@ func (h *HTTP) servePost(ctx *fasthttp.RequestCtx) {
 		} else {
 			ctx.SetStatusCode(fasthttp.StatusAccepted)
 		}
-		if cleanup != nil {
-			cleanup()
+		if throwaway != nil {
+			throwaway.Close()
 		}
 		return
 	}
 	priming := hs != nil && ss.ProtocolVersion() >= Version20251125
-	h.respond(ctx, out, hs, okJSON, okSSE, priming, false, cleanup)
+	h.respond(ctx, out, hs, okJSON, okSSE, priming, false, throwaway)
 }
 
 func firstID(msgs []codec.Message) codec.ID {
@@ -728,12 +727,13 @@ func (h *HTTP) throwawaySession(ctx *fasthttp.RequestCtx) *Session {
 // respond waits for what a POST's handlers produce and answers with JSON when a single
 // reply is all there is, or with an SSE stream as soon as anything else (a notification,
 // a server→client request, CloseSSEStream) comes first.
-// cleanup, when set, runs once the response is complete (it ends a throwaway session).
-func (h *HTTP) respond(ctx *fasthttp.RequestCtx, out *postOutput, hs *httpSession, okJSON, okSSE, priming, stateless bool, cleanup func()) {
+// throwaway, when set, is closed once the response is complete (a session made for this
+// request only).
+func (h *HTTP) respond(ctx *fasthttp.RequestCtx, out *postOutput, hs *httpSession, okJSON, okSSE, priming, stateless bool, throwaway *Session) {
 	streaming := false
 	defer func() {
-		if !streaming && cleanup != nil {
-			cleanup()
+		if !streaming && throwaway != nil {
+			throwaway.Close()
 		}
 	}()
 	preferSSE := !okJSON // a client that takes only SSE gets SSE even for a lone reply
@@ -744,6 +744,12 @@ func (h *HTTP) respond(ctx *fasthttp.RequestCtx, out *postOutput, hs *httpSessio
 		n := len(out.replies)
 		others := out.others
 		forced := out.closeReq > 0
+		if out.ev == nil && (held || n > 1 || preferSSE) {
+			// Made when a wait may follow, not for a lone reply already there (most POSTs
+			// are answered inline): a change after this, under the same lock, signals it.
+			out.ev = make(chan struct{}, 1)
+		}
+		ev := out.ev
 		out.mu.Unlock()
 		if !held && (n <= 1 || jsonOnly) && !preferSSE {
 			h.writeJSON(ctx, out.takeReplies(), stateless)
@@ -755,7 +761,7 @@ func (h *HTTP) respond(ctx *fasthttp.RequestCtx, out *postOutput, hs *httpSessio
 			break // stream
 		}
 		select {
-		case <-out.ev:
+		case <-ev:
 		case <-h.stop:
 			h.writeError(ctx, fasthttp.StatusServiceUnavailable, codec.NullID, codec.NewError(codec.CodeShuttingDown, "server is shutting down"))
 			return
@@ -784,8 +790,8 @@ func (h *HTTP) respond(ctx *fasthttp.RequestCtx, out *postOutput, hs *httpSessio
 	streaming = true
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer h.streams.Add(-1)
-		if cleanup != nil {
-			defer cleanup()
+		if throwaway != nil {
+			defer throwaway.Close()
 		}
 		if hs != nil {
 			defer hs.active.Add(-1)
@@ -901,7 +907,7 @@ type postOutput struct {
 	usedHead bool      // first has been handed out
 	st       *sseStream
 	closeReq time.Duration
-	ev       chan struct{} // cap 1: something changed
+	ev       chan struct{} // cap 1: something changed; made by respond's first wait, under mu
 
 	// MRTR: the 2026 request's inputResponses and verified requestState (stateless.go).
 	mrtr *mrtrInput
@@ -921,7 +927,7 @@ type postOutput struct {
 	traceparent, tracestate string
 }
 
-func newPostOutput() *postOutput { return &postOutput{ev: make(chan struct{}, 1)} }
+func newPostOutput() *postOutput { return &postOutput{} }
 
 // setTraceHeaders copies the request's W3C trace context headers, if any.
 func (o *postOutput) setTraceHeaders(ctx *fasthttp.RequestCtx) {
@@ -937,9 +943,13 @@ func (o *postOutput) TraceHeaders() (traceparent, tracestate string) {
 	return o.traceparent, o.tracestate
 }
 
-func (o *postOutput) signal() {
+// signal wakes respond if it waits; ev is o.ev read under o.mu (nil: nobody waits yet).
+func signal(ev chan struct{}) {
+	if ev == nil {
+		return
+	}
 	select {
-	case o.ev <- struct{}{}:
+	case ev <- struct{}{}:
 	default:
 	}
 }
@@ -969,8 +979,9 @@ func (o *postOutput) add(msg []byte, response bool) {
 	if !response && !isResponse(msg) {
 		o.others++
 	}
+	ev := o.ev
 	o.mu.Unlock()
-	o.signal()
+	signal(ev)
 }
 
 // isResponse reports whether msg is a JSON-RPC response (or a batch of them) rather than a
@@ -998,11 +1009,12 @@ func (o *postOutput) Release() {
 	o.holds--
 	st := o.st
 	done := o.holds <= 0
+	ev := o.ev
 	o.mu.Unlock()
 	if done && st != nil {
 		st.finish()
 	}
-	o.signal()
+	signal(ev)
 }
 
 func (o *postOutput) takeReplies() [][]byte {
@@ -1048,11 +1060,12 @@ func (r *Request) CloseSSEStream(retry time.Duration) {
 			o.closeReq = time.Millisecond
 		}
 	}
+	ev := o.ev
 	o.mu.Unlock()
 	if st != nil {
 		st.requestClose(retry)
 	}
-	o.signal()
+	signal(ev)
 }
 
 type discardOutput struct{}

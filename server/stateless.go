@@ -100,15 +100,17 @@ func (h *HTTP) serveStateless(ctx *fasthttp.RequestCtx, m *codec.Message, okJSON
 	// 1. The _meta shape. The common shape is read by one walk, which also yields the
 	// request _meta that dispatch would otherwise decode again (versionFor); anything else
 	// goes through sonic.
-	var p statelessParams
+	// Everything this request keeps (params, the walk's results, the throwaway session,
+	// the output) is one allocation.
+	sc := new(statelessReq)
+	p, rd := &sc.p, &sc.rd
 	var meta *requestMeta
-	rd := new(statelessRead)
 	if len(m.Params) > 0 {
-		if fastStatelessParams(m.Params, &p, rd) {
+		if fastStatelessParams(m.Params, p, rd) {
 			meta = &rd.meta
 		} else {
-			p = statelessParams{}
-			if err := codec.Unmarshal(m.Params, &p); err != nil {
+			*p = statelessParams{}
+			if err := codec.Unmarshal(m.Params, p); err != nil {
 				fail(fasthttp.StatusBadRequest, codec.NewError(codec.CodeInvalidParams, "invalid %s params: %v", snippet(m.Method), err))
 				return
 			}
@@ -144,12 +146,12 @@ func (h *HTTP) serveStateless(ctx *fasthttp.RequestCtx, m *codec.Message, okJSON
 		return
 	}
 	// 5. Routing headers mirror the body.
-	if e := checkRoutingHeaders(ctx, m.Method, &p); e != nil {
+	if e := checkRoutingHeaders(ctx, m.Method, p); e != nil {
 		fail(fasthttp.StatusBadRequest, e)
 		return
 	}
 	if m.Method == MethodToolsCall {
-		if e := h.srv.checkParamHeaders(ctx, &p); e != nil {
+		if e := h.srv.checkParamHeaders(ctx, p); e != nil {
 			fail(fasthttp.StatusBadRequest, e)
 			return
 		}
@@ -164,10 +166,11 @@ func (h *HTTP) serveStateless(ctx *fasthttp.RequestCtx, m *codec.Message, okJSON
 		}
 	}
 
-	ss := &Session{srv: h.srv, out: discardOutput{}, transport: "http", version: proto20260728,
+	ss := &sc.ss
+	*ss = Session{srv: h.srv, out: discardOutput{}, transport: "http", version: proto20260728,
 		initialized: true, ready: true, stateless: true,
 		clientCaps: p.Meta.ClientCapabilities, clientInfo: p.Meta.ClientInfo, logLevel: p.Meta.LogLevel.severity()}
-	out := newPostOutput()
+	out := &sc.out
 	out.setTraceHeaders(ctx)
 	out.meta = meta
 	if meta != nil && m.Method == MethodToolsCall {
@@ -192,7 +195,16 @@ func (h *HTTP) serveStateless(ctx *fasthttp.RequestCtx, m *codec.Message, okJSON
 		}
 	}
 	h.srv.handleMessage(ss, m, out)
-	h.respond(ctx, out, nil, okJSON, okSSE, false, true, ss.Close)
+	h.respond(ctx, out, nil, okJSON, okSSE, false, true, ss)
+}
+
+// statelessReq is what one stateless request keeps, allocated together: its params and
+// what their walk read, its throwaway Session and its output.
+type statelessReq struct {
+	p   statelessParams
+	rd  statelessRead
+	ss  Session
+	out postOutput
 }
 
 // servesStateless reports whether method is served in the stateless era.
