@@ -44,26 +44,42 @@ func fastStatelessParams(b []byte, p *statelessParams, rd *statelessRead) bool {
 		seen |= bit
 		return true
 	}
-	end, ok := fastMembers(b, i, func(key string, v []byte) bool {
+	end, ok := fastMembers(b, i, func(key string, j int) (int, bool) {
 		switch key {
 		case "name":
-			return once(seenName) && plainString(v, &p.Name)
+			if !once(seenName) {
+				return j, false
+			}
+			return fastPlain(b, j, &p.Name)
 		case "uri":
-			return once(seenURI) && plainString(v, &p.URI)
+			if !once(seenURI) {
+				return j, false
+			}
+			return fastPlain(b, j, &p.URI)
 		case "taskId":
-			return once(seenTask) && plainString(v, &p.TaskID)
+			if !once(seenTask) {
+				return j, false
+			}
+			return fastPlain(b, j, &p.TaskID)
 		case "arguments":
 			if !once(seenArgs) {
-				return false
+				return j, false
 			}
-			p.Arguments = v
-			return true
+			end, ok := fastAny(b, j)
+			p.Arguments = b[j:end]
+			return end, ok
 		case "_meta":
-			return once(seenMeta) && len(v) > 0 && v[0] == '{' && fastStatelessMeta(v, rd)
+			if !once(seenMeta) || j >= len(b) || b[j] != '{' {
+				return j, false
+			}
+			return fastStatelessMeta(b, j, rd)
 		}
 		// requestState, inputResponses, and keys sonic would match case-insensitively to a
 		// member: the full path.
-		return !foldsTo(key, "name", "uri", "taskId", "arguments", "_meta", "requestState", "inputResponses")
+		if foldsTo(key, "name", "uri", "taskId", "arguments", "_meta", "requestState", "inputResponses") {
+			return j, false
+		}
+		return fastAny(b, j)
 	})
 	if !ok || fastWS(b, end) != len(b) {
 		return false
@@ -74,8 +90,9 @@ func fastStatelessParams(b []byte, p *statelessParams, rd *statelessRead) bool {
 	return true
 }
 
-// fastStatelessMeta reads params._meta (the object v) into rd.pm and rd.meta.
-func fastStatelessMeta(v []byte, rd *statelessRead) bool {
+// fastStatelessMeta reads params._meta (the object at b[i]) into rd.pm and rd.meta and
+// returns the index after it.
+func fastStatelessMeta(b []byte, i int, rd *statelessRead) (int, bool) {
 	pm, rm := &rd.pm, &rd.meta
 	var seen uint8
 	once := func(bit uint8) bool {
@@ -85,66 +102,82 @@ func fastStatelessMeta(v []byte, rd *statelessRead) bool {
 		seen |= bit
 		return true
 	}
-	_, ok := fastMembers(v, 0, func(key string, val []byte) bool {
+	return fastMembers(b, i, func(key string, j int) (int, bool) {
 		switch key {
 		case metaProtocolVersion:
-			if !once(1) || !plainString(val, &rm.ProtocolVersion) {
-				return false
+			if !once(1) {
+				return j, false
 			}
 			pm.ProtocolVersion = &rm.ProtocolVersion
-			return true
+			return fastPlain(b, j, &rm.ProtocolVersion)
 		case metaClientCapabilities:
-			if !once(2) || val[0] != '{' {
-				return false
+			if !once(2) || b[j] != '{' {
+				return j, false
+			}
+			end, ok := fastAny(b, j)
+			if !ok {
+				return end, false
 			}
 			caps := &rd.caps
-			if !emptyObject(val) && codec.Unmarshal(val, caps) != nil {
-				return false
+			if v := b[j:end]; !emptyObject(v) && codec.Unmarshal(v, caps) != nil {
+				return end, false
 			}
 			pm.ClientCapabilities, rm.ClientCapabilities = caps, caps
-			return true
+			return end, true
 		case metaClientInfo:
-			if !once(4) || val[0] != '{' {
-				return false
+			if !once(4) || b[j] != '{' {
+				return j, false
 			}
 			info := &rd.info
-			if !fastImplementation(val, info) {
+			end, ok := fastImplementation(b, j, info)
+			if !ok {
 				*info = Implementation{}
-				if codec.Unmarshal(val, info) != nil {
-					return false
+				if end, ok = fastAny(b, j); !ok || codec.Unmarshal(b[j:end], info) != nil {
+					return end, false
 				}
 			}
 			pm.ClientInfo, rm.ClientInfo = info, info
-			return true
+			return end, true
 		case metaLogLevel:
-			var s string
-			if !once(8) || !plainString(val, &s) {
-				return false
+			if !once(8) {
+				return j, false
 			}
+			var s string
+			end, ok := fastPlain(b, j, &s)
 			pm.LogLevel = LoggingLevel(s)
-			return true
+			return end, ok
 		case "progressToken":
 			if !once(16) {
-				return false
+				return j, false
 			}
-			rm.ProgressToken = append([]byte(nil), val...)
-			return true
+			end, ok := fastAny(b, j)
+			rm.ProgressToken = append([]byte(nil), b[j:end]...)
+			return end, ok
 		case "traceparent":
-			return once(32) && plainString(val, &rm.Traceparent)
+			if !once(32) {
+				return j, false
+			}
+			return fastPlain(b, j, &rm.Traceparent)
 		case "tracestate":
-			return once(64) && plainString(val, &rm.Tracestate)
+			if !once(64) {
+				return j, false
+			}
+			return fastPlain(b, j, &rm.Tracestate)
 		}
-		return !foldsTo(key, metaProtocolVersion, metaClientCapabilities, metaClientInfo, metaLogLevel,
-			"progressToken", "traceparent", "tracestate")
+		if foldsTo(key, metaProtocolVersion, metaClientCapabilities, metaClientInfo, metaLogLevel,
+			"progressToken", "traceparent", "tracestate") {
+			return j, false
+		}
+		return fastAny(b, j)
 	})
-	return ok
 }
 
-// fastImplementation reads clientInfo (the object v) when every member is a plain string
-// member of Implementation, each once; false leaves it to sonic (info may be partly set).
-func fastImplementation(v []byte, info *Implementation) bool {
+// fastImplementation reads clientInfo (the object at b[i]) when every member is a plain
+// string member of Implementation, each once, and returns the index after it; false
+// leaves it to sonic (info may be partly set).
+func fastImplementation(b []byte, i int, info *Implementation) (int, bool) {
 	var seen uint8
-	_, ok := fastMembers(v, 0, func(key string, val []byte) bool {
+	return fastMembers(b, i, func(key string, j int) (int, bool) {
 		var dst *string
 		var bit uint8
 		switch key {
@@ -159,22 +192,22 @@ func fastImplementation(v []byte, info *Implementation) bool {
 		case "websiteUrl":
 			dst, bit = &info.WebsiteURL, 16
 		default:
-			return false // icons, unknown or case-folded members: sonic
+			return j, false // icons, unknown or case-folded members: sonic
 		}
 		if seen&bit != 0 {
-			return false
+			return j, false
 		}
 		seen |= bit
-		return plainString(val, dst)
+		return fastPlain(b, j, dst)
 	})
-	return ok
 }
 
-// fastMembers walks the object at b[i] == '{', calling member with each key (unescaped
-// only; an escaped key makes it fail) and the bytes of its value, strictly scanned. It
-// returns the index after the object; false when the object is malformed or member
-// refused a member.
-func fastMembers(b []byte, i int, member func(key string, v []byte) bool) (int, bool) {
+// fastMembers walks the object at b[i] == '{' in one pass, calling member with each key
+// (unescaped only; an escaped key makes it fail) and the index j of its value. member
+// reads the value strictly (fastAny, fastPlain or a nested walk) and returns the index
+// after it, or false to refuse the member. fastMembers returns the index after the
+// object; false when the object is malformed or member refused a member.
+func fastMembers(b []byte, i int, member func(key string, j int) (int, bool)) (int, bool) {
 	i = fastWS(b, i+1)
 	if i < len(b) && b[i] == '}' {
 		return i + 1, true
@@ -193,9 +226,11 @@ func fastMembers(b []byte, i int, member func(key string, v []byte) bool) (int, 
 			return i, false
 		}
 		i = fastWS(b, i+1)
-		var anyValue *fastSchema // nil: any value, strictly scanned
-		end, ok := anyValue.value(b, i, 1)
-		if !ok || !member(key, b[i:end]) {
+		if i >= len(b) {
+			return i, false
+		}
+		end, ok := member(key, i)
+		if !ok {
 			return i, false
 		}
 		i = fastWS(b, end)
@@ -212,21 +247,29 @@ func fastMembers(b []byte, i int, member func(key string, v []byte) bool) (int, 
 	}
 }
 
-// plainString sets *dst to a copy of the JSON string v when it has no escapes.
-func plainString(v []byte, dst *string) bool {
-	if len(v) < 2 || v[0] != '"' {
-		return false
+// fastAny strictly scans the JSON value at b[i] and returns the index after it.
+func fastAny(b []byte, i int) (int, bool) {
+	var anyValue *fastSchema // nil: any value, strictly scanned
+	return anyValue.value(b, i, 1)
+}
+
+// fastPlain sets *dst to a copy of the JSON string at b[i] when it has no escapes, and
+// returns the index after it.
+func fastPlain(b []byte, i int, dst *string) (int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return i, false
 	}
-	if _, esc, ok := fastString(v, 0); !ok || esc {
-		return false
+	end, esc, ok := fastString(b, i)
+	if !ok || esc {
+		return end, false
 	}
-	switch s := b2str(v[1 : len(v)-1]); s {
+	switch s := b2str(b[i+1 : end-1]); s {
 	case Version20260728: // the common value, without a copy
 		*dst = Version20260728
 	default:
 		*dst = strings.Clone(s)
 	}
-	return true
+	return end, true
 }
 
 // emptyObject reports whether v is {} (maybe with whitespace inside).
