@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"runtime/debug"
 
 	"github.com/erlmcp/erlmcp-go/codec"
 	"github.com/erlmcp/erlmcp-go/pool"
@@ -50,11 +52,21 @@ func init() {
 }
 
 // route is the innermost Handler: it finds the method and serves it.
-func (s *Server) route(ctx context.Context, r *Request) (any, error) {
+func (s *Server) route(ctx context.Context, r *Request) (res any, err error) {
 	mi := methods[r.Method]
 	if mi == nil {
 		return nil, codec.NewError(codec.CodeMethodNotFound, "method not found: %q", snippet(r.Method))
 	}
+	// A handler that panics (a tool, resource or prompt of the application) fails its own
+	// request with an internal error; the connection, its session and every other session
+	// carry on. Without this a panic on a worker would end the process, and one inline
+	// would leave the caller waiting for a reply that never comes.
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("handler panicked", "method", r.Method, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			res, err = nil, codec.NewError(codec.CodeInternalError, "internal error: the %s handler panicked (details are in the server log)", r.Method)
+		}
+	}()
 	return mi.serve(s, ctx, r)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -228,7 +229,7 @@ func (st *taskStore) start(fn TaskFunc, args json.RawMessage) *Task {
 	go func() {
 		defer st.wg.Done()
 		defer cancel()
-		res, err := fn(ctx, t, args)
+		res, err := st.run(ctx, fn, t, args)
 		defer t.changed() // after the unlock below
 		t.mu.Lock()
 		defer t.mu.Unlock()
@@ -253,6 +254,18 @@ func (st *taskStore) start(fn TaskFunc, args json.RawMessage) *Task {
 		}
 	}()
 	return t
+}
+
+// run runs a task's function; a panic fails the task with an internal error (logged
+// with its stack) instead of ending the process.
+func (st *taskStore) run(ctx context.Context, fn TaskFunc, t *Task, args json.RawMessage) (res *CallToolResult, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			st.srv.log.Error("task panicked", "task", t.id, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			res, err = nil, codec.NewError(codec.CodeInternalError, "internal error: the task's handler panicked (details are in the server log)")
+		}
+	}()
+	return fn(ctx, t, args)
 }
 
 func terminal(status string) bool {
