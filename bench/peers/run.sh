@@ -55,6 +55,7 @@ done
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 if [[ -n $TABLE ]]; then OUT=$TABLE; fi
 OUT=${OUT:-$ROOT/bench/results/tmp/peers-$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd) # absolute: the peers are built from bench/peers
 
 # runs builds everything and runs every row, appending to $OUT/rows.txt.
 runs() {
@@ -224,6 +225,9 @@ FAST=$([[ -f $OUT/fast.json ]] && rps fast || echo 0); FASTW=$([[ -f $OUT/fast.w
     '($a[0].rps / $b[0].rps * 100 | round / 100 | tostring) + "×"' || echo "n/a"; }
   echo "erlmcp /mcp stateless vs peers (erlmcp bench): $(ratio ours.http.stateless mcpgo) mcp-go, $(ratio ours.http.stateless gosdk) go-sdk, $(ratio ours.http.stateless fast) bare fasthttp"
   echo "erlmcp /mcp stateless vs peers (wrk):          $(ratio ours.wrk mcpgo.wrk) mcp-go, $(ratio ours.wrk gosdk.wrk) go-sdk, $(ratio ours.wrk fast.wrk) bare fasthttp"
+  # erlmcp bench drives the peers in the session era (they do not speak 2026-07-28), so
+  # this is the same-era comparison.
+  echo "erlmcp /mcp session era vs peers (erlmcp bench, same era): $(ratio ours.http.session mcpgo) mcp-go, $(ratio ours.http.session gosdk) go-sdk, $(ratio ours.http.session fast) bare fasthttp"
   echo "erlmcp TCP: ping-pong $(ratio ours.tcp.pingpong netpoll) netpoll echo; pipelined depth 16 $(ratio ours.tcp.pipelined ours.tcp.pingpong) own ping-pong"
 } | tee "$OUT/table.md"
 }
