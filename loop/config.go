@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"runtime"
 	"time"
 )
 
@@ -46,9 +45,8 @@ type Config struct {
 	// a *net.TCPListener or *net.UnixListener. Its socket is dup'ed for
 	// netpoll (as netpoll.ConvertListener does) and both are closed by Shutdown.
 	Listener net.Listener `json:"-"`
-	// Pollers is netpoll's poller (epoll loop) count. If zero, DefaultPollers()
-	// (netpoll's own default, GOMAXPROCS/20+1, is one loop on every box up to
-	// 20 cores). PROCESS-WIDE: netpoll keeps one set of
+	// Pollers is netpoll's poller (epoll loop) count. If zero, netpoll's
+	// default (GOMAXPROCS/20+1). PROCESS-WIDE: netpoll keeps one set of
 	// pollers per process; the first Listen applies it and later different
 	// values are ignored (logged).
 	Pollers int `json:"pollers"`
@@ -101,17 +99,6 @@ type Config struct {
 	Logger *slog.Logger `json:"-"`
 }
 
-// DefaultPollers is the poller count used when Config.Pollers is zero:
-// GOMAXPROCS/8+2, at most GOMAXPROCS (2 on a 2-core box, 3 on 8 cores, 4 on 16).
-// One loop reads every connection's input and then wakes its handler, so on a
-// small box a single loop leaves cores idle between wake-ups: measured on 2
-// cores, a second loop served 3–9% more requests per second over TCP and HTTP
-// at the same CPU per request (BENCHMARKS.md, "Pollers").
-func DefaultPollers() int {
-	n := runtime.GOMAXPROCS(0)
-	return min(n/8+2, n)
-}
-
 // ErrNoHandler is returned by Config.Validate when Handler is nil.
 var ErrNoHandler = errors.New("loop: Config.Handler is required")
 
@@ -157,9 +144,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.KeepAlive == 0 {
 		c.KeepAlive = DefaultKeepAlive
-	}
-	if c.Pollers == 0 {
-		c.Pollers = DefaultPollers()
 	}
 	if c.BufferSize == 0 {
 		c.BufferSize = DefaultBufferSize

@@ -49,7 +49,7 @@ type ServerSettings struct {
 	Demo bool `yaml:"demo" json:"demo"`
 	// PageSize is the page size of list methods.
 	PageSize int `yaml:"page_size" json:"page_size"`
-	// Pollers is the number of epoll loops (0: GOMAXPROCS/8+2, at most GOMAXPROCS).
+	// Pollers is the number of epoll loops (0: netpoll's default, GOMAXPROCS/20+1).
 	Pollers int `yaml:"pollers" json:"pollers"`
 	// Workers bounds goroutines running slow handlers; WorkerQueue bounds waiting calls.
 	Workers     int `yaml:"workers" json:"workers"`
