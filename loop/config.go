@@ -84,7 +84,10 @@ type Config struct {
 	// request line ("GET ", "POST", "PUT ", "HEAD", "DELE", "OPTI", "PATC",
 	// "PRI "). It runs in the connection's event goroutine and owns the
 	// connection until it returns (then the connection is closed); e.g.
-	// fasthttp.Server.ServeConn. If nil every connection speaks lines.
+	// fasthttp.Server.ServeConn. If nil every connection speaks lines. The
+	// conn's read deadlines are enforced by the reaper, within one tick (at
+	// most a second): a Read waiting past its deadline has its connection
+	// closed and returns ErrHTTPTimeout (httpconn.go).
 	HTTP func(c net.Conn) `json:"-"`
 	// Admit, if set, says whether the process can take more memory (e.g. a memory
 	// guard's one atomic load; it must be cheap and safe for concurrent use). It is
