@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -253,12 +254,17 @@ func checkRoutingHeaders(ctx *fasthttp.RequestCtx, method string, p *statelessPa
 	return nil
 }
 
-// checkParamHeaders validates Mcp-Param-<Name> headers of a tools/call whose input schema
-// marks properties with "x-mcp-header": the header must be present when the argument is,
-// decode (=?base64?…?= or literal) and equal the argument.
-func (s *Server) checkParamHeaders(ctx *fasthttp.RequestCtx, p *statelessParams) *codec.Error {
-	e, ok := s.tools.get(p.Name)
-	if !ok || !bytes.Contains(e.tool.InputSchema, []byte("x-mcp-header")) {
+// paramHeader is a tools/call argument mirrored into an Mcp-Param-<Header> header: a
+// property of the tool's input schema marked "x-mcp-header".
+type paramHeader struct {
+	prop, header string
+}
+
+// paramHeadersOf returns the properties of an input schema marked "x-mcp-header", sorted
+// by property name (so a call with several bad headers always names the same one first);
+// nil when there are none. Read once, when the tool is added.
+func paramHeadersOf(schema json.RawMessage) []paramHeader {
+	if !bytes.Contains(schema, []byte("x-mcp-header")) {
 		return nil
 	}
 	var sch struct {
@@ -266,34 +272,50 @@ func (s *Server) checkParamHeaders(ctx *fasthttp.RequestCtx, p *statelessParams)
 			Header string `json:"x-mcp-header"`
 		} `json:"properties"`
 	}
-	if codec.Unmarshal(e.tool.InputSchema, &sch) != nil {
+	if codec.Unmarshal(schema, &sch) != nil {
+		return nil
+	}
+	var hs []paramHeader
+	for prop, def := range sch.Properties {
+		if def.Header != "" {
+			hs = append(hs, paramHeader{prop: prop, header: def.Header})
+		}
+	}
+	slices.SortFunc(hs, func(a, b paramHeader) int { return strings.Compare(a.prop, b.prop) })
+	return hs
+}
+
+// checkParamHeaders validates Mcp-Param-<Name> headers of a tools/call whose input schema
+// marks properties with "x-mcp-header": the header must be present when the argument is,
+// decode (=?base64?…?= or literal) and equal the argument.
+func (s *Server) checkParamHeaders(ctx *fasthttp.RequestCtx, p *statelessParams) *codec.Error {
+	e, ok := s.tools.get(p.Name)
+	if !ok || len(e.headers) == 0 {
 		return nil
 	}
 	var args map[string]json.RawMessage
 	if len(p.Arguments) > 0 {
 		_ = codec.Unmarshal(p.Arguments, &args)
 	}
-	for prop, def := range sch.Properties {
-		if def.Header == "" {
-			continue
-		}
+	for _, def := range e.headers {
+		prop := def.prop
 		raw, has := args[prop]
-		hv := ctx.Request.Header.Peek("Mcp-Param-" + def.Header)
+		hv := ctx.Request.Header.Peek("Mcp-Param-" + def.header)
 		if hv == nil {
 			if has && string(raw) != "null" {
-				return codec.NewError(codeHeaderMismatch, "missing Mcp-Param-%s header for argument %q", def.Header, prop)
+				return codec.NewError(codeHeaderMismatch, "missing Mcp-Param-%s header for argument %q", def.header, prop)
 			}
 			continue
 		}
 		val, ok := decodeParamHeader(strings.TrimSpace(string(hv)))
 		if !ok {
-			return codec.NewError(codeHeaderMismatch, "Mcp-Param-%s header is not valid (=?base64?…?= must hold valid base64)", def.Header)
+			return codec.NewError(codeHeaderMismatch, "Mcp-Param-%s header is not valid (=?base64?…?= must hold valid base64)", def.header)
 		}
 		if !has {
-			return codec.NewError(codeHeaderMismatch, "Mcp-Param-%s header given but argument %q is absent", def.Header, prop)
+			return codec.NewError(codeHeaderMismatch, "Mcp-Param-%s header given but argument %q is absent", def.header, prop)
 		}
 		if argString(raw) != val {
-			return codec.NewError(codeHeaderMismatch, "Mcp-Param-%s header %q does not match argument %q", def.Header, snippet(val), prop)
+			return codec.NewError(codeHeaderMismatch, "Mcp-Param-%s header %q does not match argument %q", def.header, snippet(val), prop)
 		}
 	}
 	return nil

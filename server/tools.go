@@ -33,6 +33,8 @@ type toolEntry struct {
 	// inFast and outFast are input and output compiled for the fast path (fastschema.go);
 	// nil when the schema uses keywords outside its subset.
 	inFast, outFast *fastSchema
+	// headers are the arguments mirrored into Mcp-Param-* headers (x-mcp-header).
+	headers []paramHeader
 }
 
 // AddTool registers (or replaces) a tool served by h with raw arguments. The tool's
@@ -49,7 +51,7 @@ func (s *Server) AddTool(t *Tool, opts ToolOptions, h ToolHandler) error {
 	if len(tc.InputSchema) == 0 {
 		tc.InputSchema = json.RawMessage(`{"type":"object"}`)
 	}
-	e := &toolEntry{tool: &tc, handler: h, opts: opts}
+	e := &toolEntry{tool: &tc, handler: h, opts: opts, headers: paramHeadersOf(tc.InputSchema)}
 	var err error
 	if !opts.NoValidation {
 		if e.input, err = compileSchema(tc.InputSchema); err != nil {
