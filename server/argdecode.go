@@ -81,43 +81,15 @@ func (d *argDecoder) decode(b []byte, dst unsafe.Pointer) bool {
 		return false
 	}
 	var seen uint64
-	i = fastWS(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return fastWS(b, i+1) == len(b)
-	}
-	for {
-		if i >= len(b) || b[i] != '"' {
-			return false
-		}
-		kend, esc, ok := fastString(b, i)
-		if !ok || esc {
-			return false
-		}
-		k := d.field(b2str(b[i+1 : kend-1]))
+	end, ok := fastMembers(b, i, func(key string, j int) (int, bool) {
+		k := d.field(key)
 		if k < 0 || seen&(1<<k) != 0 {
-			return false
+			return j, false
 		}
 		seen |= 1 << k
-		i = fastWS(b, kend)
-		if i >= len(b) || b[i] != ':' {
-			return false
-		}
-		i = fastWS(b, i+1)
-		if i, ok = d.fields[k].set(b, i, dst); !ok {
-			return false
-		}
-		i = fastWS(b, i)
-		if i >= len(b) {
-			return false
-		}
-		if b[i] == '}' {
-			return fastWS(b, i+1) == len(b)
-		}
-		if b[i] != ',' {
-			return false
-		}
-		i = fastWS(b, i+1)
-	}
+		return d.fields[k].set(b, j, dst)
+	})
+	return ok && fastWS(b, end) == len(b)
 }
 
 func (d *argDecoder) field(key string) int {

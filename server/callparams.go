@@ -30,62 +30,33 @@ func fastCallParams(b []byte, p *CallToolParams) bool {
 		return false
 	}
 	var haveName, haveArgs bool
-	i = fastWS(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return false // no name: let the full path answer
-	}
-	for {
-		if i >= len(b) || b[i] != '"' {
-			return false
-		}
-		kend, esc, ok := fastString(b, i)
-		if !ok || esc {
-			return false
-		}
-		key := b2str(b[i+1 : kend-1])
-		i = fastWS(b, kend)
-		if i >= len(b) || b[i] != ':' {
-			return false
-		}
-		i = fastWS(b, i+1)
-		start := i
-		var s *fastSchema // nil: any value, strictly scanned
-		end, ok := s.value(b, i, 1)
-		if !ok {
-			return false
-		}
+	end, ok := fastMembers(b, i, func(key string, j int) (int, bool) {
 		switch key {
 		case "name":
-			if haveName || b[start] != '"' {
-				return false
+			if haveName || b[j] != '"' {
+				return j, false
 			}
-			_, esc, _ := fastString(b, start)
-			if esc {
-				return false
+			end, esc, ok := fastString(b, j)
+			if !ok || esc {
+				return j, false
 			}
-			p.Name = b2str(b[start+1 : end-1]) // aliases b: see decodeCallParams
+			p.Name = b2str(b[j+1 : end-1]) // aliases b: see decodeCallParams
 			haveName = true
+			return end, true
 		case "arguments":
-			if haveArgs || b[start] != '{' {
-				return false
+			if haveArgs || b[j] != '{' {
+				return j, false
 			}
-			p.Arguments = append([]byte(nil), b[start:end]...)
+			end, ok := fastAny(b, j)
+			if !ok {
+				return j, false
+			}
+			p.Arguments = append([]byte(nil), b[j:end]...)
 			haveArgs = true
-		default:
-			return false
+			return end, true
 		}
-		i = fastWS(b, end)
-		if i >= len(b) {
-			return false
-		}
-		if b[i] == '}' {
-			i++
-			break
-		}
-		if b[i] != ',' {
-			return false
-		}
-		i = fastWS(b, i+1)
-	}
-	return haveName && fastWS(b, i) == len(b)
+		return j, false
+	})
+	// No name (an empty object included): let the full path answer.
+	return ok && haveName && fastWS(b, end) == len(b)
 }

@@ -202,7 +202,9 @@ func fastImplementation(b []byte, i int, info *Implementation) (int, bool) {
 	})
 }
 
-// fastMembers walks the object at b[i] == '{' in one pass, calling member with each key
+// fastMembers is the one object walk of the fast params paths (the stateless params and
+// their _meta here, tools/call params in callparams.go, typed arguments in argdecode.go).
+// It walks the object at b[i] == '{' in one pass, calling member with each key
 // (unescaped only; an escaped key makes it fail) and the index j of its value. member
 // reads the value strictly (fastAny, fastPlain or a nested walk) and returns the index
 // after it, or false to refuse the member. fastMembers returns the index after the
