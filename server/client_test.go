@@ -35,6 +35,18 @@ func startTCP(t testing.TB, s *Server, tweak ...func(*loop.Config)) string {
 	return ln.Addr().String()
 }
 
+// waitFor polls cond every 5ms for up to d, failing with what otherwise.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // newDemoServer returns a server with the demo registrations.
 func newDemoServer(t testing.TB, cfg Config) *Server {
 	t.Helper()

@@ -61,7 +61,7 @@ func TestClusterDaemonRedisOutage(t *testing.T) {
 	}
 	a, b := daemon("a"), daemon("b")
 	for _, d := range []*Daemon{a, b} {
-		clusterWait(t, 5*time.Second, "both nodes up", func() bool { return d.Server().Cluster().Up() && d.Server().Cluster().NodeCount() == 2 })
+		waitFor(t, 5*time.Second, "both nodes up", func() bool { return d.Server().Cluster().Up() && d.Server().Cluster().NodeCount() == 2 })
 	}
 	mcp := func(d *Daemon) string { return "http://" + d.TCPAddr().String() + "/mcp" }
 
@@ -81,14 +81,14 @@ func TestClusterDaemonRedisOutage(t *testing.T) {
 	}
 	onA := newHTTPClient(t, mcp(a))
 	onA.initialize()
-	clusterWait(t, 3*time.Second, "a's session in Redis", func() bool {
+	waitFor(t, 3*time.Second, "a's session in Redis", func() bool {
 		rec, _ := a.Server().Cluster().GetSession(context.Background(), onA.session)
 		return rec != nil
 	})
 
 	r.Kill()
 	for _, d := range []*Daemon{a, b} {
-		clusterWait(t, 5*time.Second, "the cluster check degraded", func() bool { return clusterCheck(t, d)["status"] == "degraded" })
+		waitFor(t, 5*time.Second, "the cluster check degraded", func() bool { return clusterCheck(t, d)["status"] == "degraded" })
 		if code, _, body := get(t, "http://"+d.TCPAddr().String()+"/ready"); code != 200 {
 			t.Fatalf("/ready during the outage: %d %s", code, body)
 		}
@@ -121,10 +121,10 @@ func TestClusterDaemonRedisOutage(t *testing.T) {
 
 	r.Restart()
 	for _, d := range []*Daemon{a, b} {
-		clusterWait(t, 5*time.Second, "the cluster check healthy again", func() bool { return clusterCheck(t, d)["status"] == "healthy" })
+		waitFor(t, 5*time.Second, "the cluster check healthy again", func() bool { return clusterCheck(t, d)["status"] == "healthy" })
 	}
 	// The session b made during the outage is written by b's writer once Redis is back.
-	clusterWait(t, 5*time.Second, "b's outage session in Redis", func() bool {
+	waitFor(t, 5*time.Second, "b's outage session in Redis", func() bool {
 		rec, err := b.Server().Cluster().GetSession(context.Background(), onB.session)
 		return err == nil && rec.Owner == "b"
 	})
@@ -153,10 +153,10 @@ func TestClusterDaemonStopLeavesRegistry(t *testing.T) {
 		}
 	}
 	a, b := startDaemon(t, set("a")), startDaemon(t, set("b"))
-	clusterWait(t, 5*time.Second, "two nodes", func() bool { return b.Server().Cluster().NodeCount() == 2 && a.Server().Cluster().Up() })
+	waitFor(t, 5*time.Second, "two nodes", func() bool { return b.Server().Cluster().NodeCount() == 2 && a.Server().Cluster().Up() })
 	hc := newHTTPClient(t, "http://"+a.TCPAddr().String()+"/mcp")
 	hc.initialize()
-	clusterWait(t, 3*time.Second, "the record", func() bool {
+	waitFor(t, 3*time.Second, "the record", func() bool {
 		_, err := a.Server().Cluster().GetSession(context.Background(), hc.session)
 		return err == nil
 	})
@@ -166,7 +166,7 @@ func TestClusterDaemonStopLeavesRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Within one heartbeat of b (5 would be the expiry of a crashed node).
-	clusterWait(t, 1500*time.Millisecond, "a gone from b's registry", func() bool { return !b.Server().Cluster().NodeAlive("a") })
+	waitFor(t, 1500*time.Millisecond, "a gone from b's registry", func() bool { return !b.Server().Cluster().NodeAlive("a") })
 	if _, err := b.Server().Cluster().GetSession(context.Background(), hc.session); err != nil {
 		t.Fatalf("a's session record after a stopped: %v", err)
 	}

@@ -55,21 +55,9 @@ func startCluster(t *testing.T, r *redistest.Server, register func(*Server), nam
 		nodes = append(nodes, &testNode{name: name, srv: s, http: h, url: url, c: c})
 	}
 	for _, n := range nodes {
-		clusterWait(t, 5*time.Second, n.name+" up and seeing every node", func() bool { return n.c.Up() && n.c.NodeCount() == len(names) })
+		waitFor(t, 5*time.Second, n.name+" up and seeing every node", func() bool { return n.c.Up() && n.c.NodeCount() == len(names) })
 	}
 	return nodes
-}
-
-// waitUntil polls cond every 5ms for up to d.
-func clusterWait(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // on returns a copy of hc that sends to node n (the session id stays).
@@ -92,7 +80,7 @@ func (hc *httpClient) rpc(body string) (int, string) {
 func recordOf(t testing.TB, n *testNode, id string, what string, ok func(*cluster.SessionRecord) bool) *cluster.SessionRecord {
 	t.Helper()
 	var rec *cluster.SessionRecord
-	clusterWait(t, 3*time.Second, what, func() bool {
+	waitFor(t, 3*time.Second, what, func() bool {
 		rec, _ = n.c.GetSession(context.Background(), id)
 		return rec != nil && ok(rec)
 	})
@@ -197,7 +185,7 @@ func TestClusterRehydration(t *testing.T) {
 		t.Fatalf("setLevel: %d %s", st, body)
 	}
 	recordOf(t, a, hc.session, "the level in the record", func(r *cluster.SessionRecord) bool { return r.LogLevel == "warning" })
-	clusterWait(t, 2*time.Second, "a's copy to learn the level", func() bool {
+	waitFor(t, 2*time.Second, "a's copy to learn the level", func() bool {
 		s := a.srv.Session(hc.session)
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -253,7 +241,7 @@ func TestClusterResourceUpdateOnce(t *testing.T) {
 	}
 	stream := openGet(t, hc.on(b))
 	for _, n := range nodes {
-		clusterWait(t, 3*time.Second, n.name+" to see b as the owner", func() bool { return ownerOn(n, hc.session) == "b" })
+		waitFor(t, 3*time.Second, n.name+" to see b as the owner", func() bool { return ownerOn(n, hc.session) == "b" })
 	}
 	recordOf(t, a, hc.session, "the owner in the record", func(r *cluster.SessionRecord) bool { return r.Owner == "b" })
 
@@ -262,7 +250,7 @@ func TestClusterResourceUpdateOnce(t *testing.T) {
 	if st, body := writer.rpc(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"write_note","arguments":{"text":"x"}}}`); st != 200 || !strings.Contains(body, "note written") {
 		t.Fatalf("write_note on c: %d %s", st, body)
 	}
-	clusterWait(t, 3*time.Second, "resources/updated on b's stream", func() bool { return len(stream.snapshot()) >= 1 })
+	waitFor(t, 3*time.Second, "resources/updated on b's stream", func() bool { return len(stream.snapshot()) >= 1 })
 	time.Sleep(300 * time.Millisecond) // duplicates, if any, arrive meanwhile
 	ev := stream.snapshot()
 	if len(ev) != 1 || !strings.Contains(ev[0], NotificationResourceUpdated) || !strings.Contains(ev[0], DemoNoteURI) {
@@ -277,7 +265,7 @@ func TestClusterResourceUpdateOnce(t *testing.T) {
 	if err := a.srv.Session(hc.session).Notify("notifications/message", map[string]any{"level": "info", "data": "from a"}); err != nil {
 		t.Fatal(err)
 	}
-	clusterWait(t, 3*time.Second, "a's message on b's stream", func() bool { return len(stream.snapshot()) == 2 })
+	waitFor(t, 3*time.Second, "a's message on b's stream", func() bool { return len(stream.snapshot()) == 2 })
 	if ev := stream.snapshot(); !strings.Contains(ev[1], "from a") {
 		t.Fatalf("second event = %q", ev[1])
 	}
@@ -285,7 +273,7 @@ func TestClusterResourceUpdateOnce(t *testing.T) {
 	a.srv.AddTool(&Tool{Name: "late"}, ToolOptions{}, func(ctx context.Context, r *Request, args json.RawMessage) (*CallToolResult, error) {
 		return nil, nil
 	})
-	clusterWait(t, 3*time.Second, "list_changed on b's stream", func() bool { return len(stream.snapshot()) >= 3 })
+	waitFor(t, 3*time.Second, "list_changed on b's stream", func() bool { return len(stream.snapshot()) >= 3 })
 	time.Sleep(300 * time.Millisecond)
 	if ev := stream.snapshot(); len(ev) != 3 || !strings.Contains(ev[2], NotificationToolListChanged) {
 		t.Fatalf("events = %q, want list_changed once", ev)
@@ -321,9 +309,9 @@ func TestClusterDeleteEndsCopies(t *testing.T) {
 		t.Fatalf("DELETE on c: %d", resp.StatusCode)
 	}
 	for _, n := range nodes {
-		clusterWait(t, 3*time.Second, "the copy on "+n.name+" to end", func() bool { return n.srv.Session(hc.session) == nil })
+		waitFor(t, 3*time.Second, "the copy on "+n.name+" to end", func() bool { return n.srv.Session(hc.session) == nil })
 	}
-	clusterWait(t, 3*time.Second, "the record to go", func() bool {
+	waitFor(t, 3*time.Second, "the record to go", func() bool {
 		_, err := a.c.GetSession(context.Background(), hc.session)
 		return err == cluster.ErrNotFound
 	})
@@ -395,7 +383,7 @@ func TestClusterTasksAcrossNodes(t *testing.T) {
 	if got["status"] != TaskWorking && got["status"] != TaskInputRequired {
 		t.Fatalf("tasks/get on b: %v", got)
 	}
-	clusterWait(t, 3*time.Second, "input_required seen on b", func() bool {
+	waitFor(t, 3*time.Second, "input_required seen on b", func() bool {
 		got = call(b, "tasks/get", id, `"taskId":"`+id+`",`)
 		return got["status"] == TaskInputRequired
 	})
@@ -405,7 +393,7 @@ func TestClusterTasksAcrossNodes(t *testing.T) {
 	if ack := call(c, "tasks/update", id, `"taskId":"`+id+`","inputResponses":{"ok":{"action":"accept","content":{}}},`); ack["resultType"] != "complete" {
 		t.Fatalf("tasks/update on c: %v", ack)
 	}
-	clusterWait(t, 3*time.Second, "completed seen on b", func() bool {
+	waitFor(t, 3*time.Second, "completed seen on b", func() bool {
 		got = call(b, "tasks/get", id, `"taskId":"`+id+`",`)
 		return got["status"] == TaskCompleted
 	})
@@ -418,13 +406,13 @@ func TestClusterTasksAcrossNodes(t *testing.T) {
 	if ack := call(b, "tasks/cancel", fid, `"taskId":"`+fid+`",`); ack["resultType"] != "complete" {
 		t.Fatalf("tasks/cancel on b: %v", ack)
 	}
-	clusterWait(t, 3*time.Second, "the task cancelled on a", func() bool {
+	waitFor(t, 3*time.Second, "the task cancelled on a", func() bool {
 		tk := a.srv.tasks().get(fid)
 		tk.mu.Lock()
 		defer tk.mu.Unlock()
 		return tk.status == TaskCancelled
 	})
-	clusterWait(t, 3*time.Second, "cancelled seen on c", func() bool {
+	waitFor(t, 3*time.Second, "cancelled seen on c", func() bool {
 		return call(c, "tasks/get", fid, `"taskId":"`+fid+`",`)["status"] == TaskCancelled
 	})
 }
@@ -436,7 +424,7 @@ func TestClusterRequestStateSealedWithSharedKey(t *testing.T) {
 	r := redistest.Start(t)
 	nodes := startCluster(t, r, addAskTool, "a", "b")
 	a, b := nodes[0], nodes[1]
-	clusterWait(t, 2*time.Second, "an agreed key", func() bool { return a.c.StateKey() != nil && string(a.c.StateKey()) == string(b.c.StateKey()) })
+	waitFor(t, 2*time.Second, "an agreed key", func() bool { return a.c.StateKey() != nil && string(a.c.StateKey()) == string(b.c.StateKey()) })
 	sealed := askFirst(t, a.url)
 	i := strings.LastIndexByte(sealed, '.')
 	state, _ := base64.RawURLEncoding.DecodeString(sealed[:i])
@@ -476,7 +464,7 @@ func TestClusterResyncAfterRedisRestart(t *testing.T) {
 	recordOf(t, a, hc.session, "the record with its level", func(rec *cluster.SessionRecord) bool { return rec.LogLevel == "error" })
 
 	r.Kill()
-	clusterWait(t, 5*time.Second, "a to see Redis down", func() bool { return !a.c.Up() })
+	waitFor(t, 5*time.Second, "a to see Redis down", func() bool { return !a.c.Up() })
 	r.Restart() // empty: --save ''
 	if _, err := a.c.GetSession(context.Background(), hc.session); err == nil {
 		t.Fatal("the restarted Redis still holds the record; the test needs an empty one")

@@ -60,18 +60,11 @@ func TestHandlerPanicIsInternalError(t *testing.T) {
 	if id == "" {
 		t.Fatalf("task tools/call: %v", created)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	waitFor(t, 5*time.Second, "the task of a panicking function to fail", func() bool {
 		got = post("tasks/get", id, `"taskId":"`+id+`",`)
 		res, _ = got["result"].(map[string]any)
-		if res["status"] == TaskFailed {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("task of a panicking function: %v, want failed", got)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return res["status"] == TaskFailed
+	})
 	if b, _ := json.Marshal(res); !strings.Contains(string(b), "panicked") {
 		t.Fatalf("failed task does not say its handler panicked: %s", b)
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,7 +29,7 @@ func TestCPUGateBoundsAndOrder(t *testing.T) {
 			order = append(order, i) // serialized: one slot frees at a time below
 			done <- struct{}{}
 		}()
-		waitUntil(t, func() bool { _, _, w := g.gateStats(); return w == i })
+		waitFor(t, 5*time.Second, fmt.Sprintf("%d waiters at the gate", i), func() bool { _, _, w := g.gateStats(); return w == i })
 	}
 	if in.Load() != 0 {
 		t.Fatal("let in beyond the limit")
@@ -56,7 +57,7 @@ func TestCPUGateCancelWhileWaiting(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- g.acquire(ctx) }()
-	waitUntil(t, func() bool { _, _, w := g.gateStats(); return w == 1 })
+	waitFor(t, 5*time.Second, "1 waiter at the gate", func() bool { _, _, w := g.gateStats(); return w == 1 })
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("acquire = %v, want context.Canceled", err)
@@ -114,15 +115,5 @@ func TestCPUGateReadsSchedLatencies(t *testing.T) {
 	g.mu.Unlock()
 	if g.slowIdx <= 0 || g.slowIdx >= len(g.prev) {
 		t.Fatalf("slow bucket %d of %d: /sched/latencies:seconds missing or unexpected", g.slowIdx, len(g.prev))
-	}
-}
-
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
