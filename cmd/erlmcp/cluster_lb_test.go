@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -202,52 +201,16 @@ func TestClusterStopUnderLoadBehindHAProxy(t *testing.T) {
 	r := startRedis(t)
 	nodes := startClusterNodes(t, r, []string{"a", "b"})
 	lb := startHAProxy(t, hostports(nodes))
-	type result struct {
-		Requests uint64            `json:"requests"`
-		Errors   uint64            `json:"errors"`
-		ByKind   map[string]uint64 `json:"errorsByKind"`
-	}
+	via := []string{"--transport", "http", "--url", lb.url, "--conns", "8", "--warmup", "0s"}
 	runs := map[string][]string{
-		"stateless": {"--stateless"},
-		"session":   {},
+		"stateless": append([]string{"--stateless"}, via...),
+		"session":   via,
 	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	results := map[string]result{}
-	for name, extra := range runs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			args := append([]string{"bench", "--transport", "http", "--url", lb.url, "--mode", "pingpong", "--conns", "8",
-				"--duration", "4s", "--warmup", "0s", "--json", "--quiet"}, extra...)
-			out, err := exec.Command(binary, args...).Output()
-			var res result
-			if err != nil || json.Unmarshal(out, &res) != nil {
-				t.Errorf("bench %s: %v: %s", name, err, out)
-				return
-			}
-			mu.Lock()
-			results[name] = res
-			mu.Unlock()
-		}()
-	}
-	time.Sleep(1500 * time.Millisecond)
-	if out, err := nodes[0].admin("stop"); err != nil {
-		t.Fatalf("stop a: %v: %s", err, out)
-	}
-	wg.Wait()
-	for name, res := range results {
-		t.Logf("%s: %d requests, %d errors %v", name, res.Requests, res.Errors, res.ByKind)
-		if res.Errors != 0 {
-			t.Errorf("%s: %d failed requests while a node was stopped behind haproxy: %v", name, res.Errors, res.ByKind)
+	benchThrough(t, "while a node was stopped behind haproxy", runs, func() {
+		if out, err := nodes[0].admin("stop"); err != nil {
+			t.Fatalf("stop a: %v: %s", err, out)
 		}
-		if res.Requests < 1000 {
-			t.Errorf("%s: only %d requests: the load did not run", name, res.Requests)
-		}
-	}
-	if len(results) != 2 {
-		t.Fatalf("bench results: %v", results)
-	}
+	})
 	if v, _ := metricValue(t, nodes[1].metrics, "erlmcp_cluster_rehydrations_total"); v < 1 {
 		t.Errorf("no session moved to b (erlmcp_cluster_rehydrations_total %v): did the stop happen mid-run?", v)
 	}
