@@ -23,68 +23,29 @@ for c in redis-server haproxy python3 curl; do
 done
 
 TMP=$(mktemp -d -t erlmcp-ccl.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
 fail() { echo "conformance-cluster: $*" >&2; for f in "$TMP"/*.log; do echo "--- $f" >&2; tail -20 "$f" >&2; done; exit 1; }
+# shellcheck source=../bench/lib.sh
+source bench/lib.sh # pids, lib_cleanup, start_redis, start_node, start_haproxy
+trap lib_cleanup EXIT
 
-# A free loopback port: bind :0 and let the kernel choose.
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-
-# Redis: unix socket only, no persistence.
-redis-server --port 0 --unixsocket "$TMP/redis.sock" --unixsocketperm 700 --save '' --appendonly no \
-  --dir "$TMP" --daemonize no --loglevel warning >"$TMP/redis.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do [ -S "$TMP/redis.sock" ] && break; sleep 0.05; done
-[ -S "$TMP/redis.sock" ] || fail "redis-server did not start"
+start_redis
 
 # Three nodes on kernel-chosen ports, read back from their logs.
 prefix="erlmcp-ccl-$$-$(date +%s):"
 addrs=()
 for n in a b c; do
-  ERLMCP_METRICS_ENABLED=false "$BIN" start --profile conformance --transports.tcp.addr 127.0.0.1:0 \
+  start_node "$n" env ERLMCP_METRICS_ENABLED=false "$BIN" start --profile conformance --transports.tcp.addr 127.0.0.1:0 \
     -set "server.control_socket=$TMP/$n.sock" -set cluster.enabled=true \
-    -set "cluster.redis_url=unix://$TMP/redis.sock" -set "cluster.node=$n" -set "cluster.key_prefix=$prefix" \
-    >"$TMP/node-$n.log" 2>&1 &
-  pids+=($!)
-  addr=""
-  for _ in $(seq 200); do
-    addr=$(sed -n 's/.*msg=listening transport=tcp addr=\(127\.0\.0\.1:[0-9]*\).*/\1/p' "$TMP/node-$n.log" | head -1)
-    [ -n "$addr" ] && break
-    kill -0 "${pids[-1]}" 2>/dev/null || fail "node $n exited at start"
-    sleep 0.05
-  done
-  [ -n "$addr" ] || fail "node $n did not report its address"
-  addrs+=("$addr")
+    -set "cluster.redis_url=unix://$TMP/redis.sock" -set "cluster.node=$n" -set "cluster.key_prefix=$prefix"
+  addrs+=("$NODE_ADDR")
 done
 
 # haproxy: the shipped config, once with stickiness and once without.
-start_lb() { # name, extra env...
-  local name=$1; shift
-  local port ok=0
-  for _ in 1 2 3 4 5; do
-    port=$(free_port)
-    env ERLMCP_LB_BIND="127.0.0.1:$port" ERLMCP_LB_SERVER1="${addrs[0]}" ERLMCP_LB_SERVER2="${addrs[1]}" \
-      ERLMCP_LB_SERVER3="${addrs[2]}" ERLMCP_LB_STATS_SOCKET="$TMP/$name.stats" ERLMCP_LB_CHECK_INTER=250ms "$@" \
-      haproxy -db -f deploy/haproxy/haproxy.cfg >"$TMP/haproxy-$name.log" 2>&1 &
-    local pid=$!
-    for _ in $(seq 100); do
-      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then ok=1; break; fi
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.05
-    done
-    if [ "$ok" = 1 ]; then pids+=("$pid"); LB_PORT=$port; return; fi
-    kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
-  done
-  fail "haproxy ($name) did not start"
-}
-start_lb sticky
+LB_ENV=(ERLMCP_LB_CHECK_INTER=250ms)
+start_haproxy sticky "${addrs[@]}"
 STICKY_PORT=$LB_PORT
-start_lb rr ERLMCP_LB_STICKY=off
+LB_ENV+=(ERLMCP_LB_STICKY=off)
+start_haproxy rr "${addrs[@]}"
 RR_PORT=$LB_PORT
 
 # Ready when an initialize answers through each haproxy (all nodes joined Redis by then).

@@ -47,22 +47,12 @@ if [[ -z $BIN ]]; then
   BIN=$TMP/erlmcp
   (cd "$ROOT" && go build -o "$BIN" ./cmd/erlmcp)
 fi
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
 fail() { echo "cluster.sh: $*" >&2; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+# shellcheck source=lib.sh
+source "$ROOT/bench/lib.sh" # pids, lib_cleanup, start_redis, start_node, start_haproxy
+trap lib_cleanup EXIT
 
-redis-server --port 0 --unixsocket "$TMP/redis.sock" --unixsocketperm 700 --save '' --appendonly no \
-  --dir "$TMP" --daemonize no --loglevel warning >"$TMP/redis.log" 2>&1 &
-REDIS_PID=$!
-pids+=("$REDIS_PID")
-for _ in $(seq 100); do [[ -S $TMP/redis.sock ]] && break; sleep 0.05; done
-[[ -S $TMP/redis.sock ]] || fail "redis-server did not start"
+start_redis
 
 # node NAME [cluster]: starts a node; sets NODE_PID and NODE_ADDR.
 node() {
@@ -73,42 +63,13 @@ node() {
     args+=(-set cluster.enabled=true -set "cluster.redis_url=unix://$TMP/redis.sock" -set "cluster.node=$name"
       -set "cluster.key_prefix=erlmcp-bench-$$:")
   fi
-  "$BIN" "${args[@]}" >"$TMP/node-$name.log" 2>&1 &
-  NODE_PID=$!
-  pids+=("$NODE_PID")
-  NODE_ADDR=""
-  for _ in $(seq 200); do
-    NODE_ADDR=$(sed -n 's/.*msg=listening transport=tcp addr=\(127\.0\.0\.1:[0-9]*\).*/\1/p' "$TMP/node-$name.log" | head -1)
-    [[ -n $NODE_ADDR ]] && return
-    kill -0 "$NODE_PID" 2>/dev/null || break
-    sleep 0.05
-  done
-  cat "$TMP/node-$name.log" >&2
-  fail "node $name did not start"
+  start_node "$name" "$BIN" "${args[@]}"
 }
 
 # lb NAME ADDR...: haproxy with the shipped config in front of ADDRs; sets LB_PID and LB_URL.
 lb() {
-  local name=$1; shift
-  local env=(ERLMCP_LB_STATS_SOCKET="$TMP/$name.stats" ERLMCP_LB_SERVER2= ERLMCP_LB_SERVER3=)
-  local i=1
-  for a in "$@"; do env+=("ERLMCP_LB_SERVER$i=$a"); i=$((i + 1)); done
-  for _ in 1 2 3 4 5; do
-    local port
-    port=$(free_port)
-    env "${env[@]}" ERLMCP_LB_BIND="127.0.0.1:$port" haproxy -db -f "$ROOT/deploy/haproxy/haproxy.cfg" >"$TMP/haproxy-$name.log" 2>&1 &
-    LB_PID=$!
-    for _ in $(seq 100); do
-      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-        pids+=("$LB_PID"); LB_URL="http://127.0.0.1:$port/mcp"; return
-      fi
-      kill -0 "$LB_PID" 2>/dev/null || break
-      sleep 0.05
-    done
-    kill "$LB_PID" 2>/dev/null || true; wait "$LB_PID" 2>/dev/null || true
-  done
-  cat "$TMP/haproxy-$name.log" >&2
-  fail "haproxy $name did not start"
+  start_haproxy "$@"
+  LB_URL="http://127.0.0.1:$LB_PORT/mcp"
 }
 
 declare -A URL NODEPIDS LBPID
