@@ -63,11 +63,17 @@ func (s *Server) route(ctx context.Context, r *Request) (res any, err error) {
 	// would leave the caller waiting for a reply that never comes.
 	defer func() {
 		if v := recover(); v != nil {
-			s.log.Error("handler panicked", "method", r.Method, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			res, err = nil, codec.NewError(codec.CodeInternalError, "internal error: the %s handler panicked (details are in the server log)", r.Method)
+			res, err = nil, s.panicked(v, "the "+r.Method+" handler", "method", r.Method)
 		}
 	}()
 	return mi.serve(s, ctx, r)
+}
+
+// panicked logs a recovered panic v of what (attrs say which one) with its stack, and
+// returns the internal error the request or task fails with instead.
+func (s *Server) panicked(v any, what string, attrs ...any) *codec.Error {
+	s.log.Error(what+" panicked", append(attrs, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))...)
+	return codec.NewError(codec.CodeInternalError, "internal error: %s panicked (details are in the server log)", what)
 }
 
 // HandleFrame serves one frame (a JSON-RPC message or batch) received on ss. Replies to

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"runtime/debug"
 	"sync"
 	"time"
 
@@ -261,8 +260,7 @@ func (st *taskStore) start(fn TaskFunc, args json.RawMessage) *Task {
 func (st *taskStore) run(ctx context.Context, fn TaskFunc, t *Task, args json.RawMessage) (res *CallToolResult, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			st.srv.log.Error("task panicked", "task", t.id, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			res, err = nil, codec.NewError(codec.CodeInternalError, "internal error: the task's handler panicked (details are in the server log)")
+			res, err = nil, st.srv.panicked(v, "the task's handler", "task", t.id)
 		}
 	}()
 	return fn(ctx, t, args)
