@@ -7,7 +7,7 @@ import (
 )
 
 // statelessRead is what one stateless request's params walk produces, with the request's
-// MRTR input, in one allocation.
+// MRTR input; it lives in the request's statelessReq.
 type statelessRead struct {
 	meta requestMeta // the request _meta as dispatch reads it (Request.meta)
 	pm   statelessMeta
