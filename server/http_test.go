@@ -314,30 +314,18 @@ func TestHTTPConcurrentSessions(t *testing.T) {
 func TestHTTPStateless(t *testing.T) {
 	url, h := startHTTP(t, testServer(t), HTTPConfig{})
 	hc := newHTTPClient(t, url)
-	meta := `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{}}}`
 	hdr := map[string]string{"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "test_input_required_result_request_state"}
-	resp := hc.post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"test_input_required_result_request_state",`+meta+`}}`, hdr)
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	var ir struct {
-		Result struct {
-			ResultType   string `json:"resultType"`
-			RequestState string `json:"requestState"`
-		} `json:"result"`
-	}
-	if json.Unmarshal(b, &ir) != nil || ir.Result.ResultType != "input_required" || ir.Result.RequestState == "" {
-		t.Fatalf("first round: %s", b)
-	}
+	state := inputRequiredState(t, url, "test_input_required_result_request_state")
 	retry := func(state string) (int, []byte) {
-		resp := hc.post(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"test_input_required_result_request_state","inputResponses":{"confirm":{"action":"accept","content":{"ok":true}}},"requestState":"`+state+`",`+meta+`}}`, hdr)
+		resp := hc.post(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"test_input_required_result_request_state","inputResponses":{"confirm":{"action":"accept","content":{"ok":true}}},"requestState":"`+state+`",`+askMeta+`}}`, hdr)
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		return resp.StatusCode, b
 	}
-	if st, b := retry(ir.Result.RequestState); st != 200 || !bytes.Contains(b, []byte("state-ok")) || !bytes.Contains(b, []byte(`"resultType":"complete"`)) {
+	if st, b := retry(state); st != 200 || !bytes.Contains(b, []byte("state-ok")) || !bytes.Contains(b, []byte(`"resultType":"complete"`)) {
 		t.Fatalf("retry: %d %s", st, b)
 	}
-	if st, b := retry(ir.Result.RequestState + "x"); st != 400 || !bytes.Contains(b, []byte("-32602")) {
+	if st, b := retry(state + "x"); st != 400 || !bytes.Contains(b, []byte("-32602")) {
 		t.Fatalf("tampered retry: %d %s", st, b)
 	}
 	if n := h.Stats().Sessions; n != 0 {

@@ -32,7 +32,15 @@ var askHeaders = map[string]string{"MCP-Protocol-Version": "2026-07-28", "Mcp-Me
 // result.
 func askFirst(t *testing.T, url string) string {
 	t.Helper()
-	resp := newHTTPClient(t, url).post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ask",`+askMeta+`}}`, askHeaders)
+	return inputRequiredState(t, url, "ask")
+}
+
+// inputRequiredState calls tool statelessly at url (with askMeta: the elicitation
+// capability) and returns the requestState of its input-required result.
+func inputRequiredState(t *testing.T, url, tool string) string {
+	t.Helper()
+	hdr := map[string]string{"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": tool}
+	resp := newHTTPClient(t, url).post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"`+tool+`",`+askMeta+`}}`, hdr)
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	var ir struct {
@@ -42,7 +50,7 @@ func askFirst(t *testing.T, url string) string {
 		} `json:"result"`
 	}
 	if json.Unmarshal(body, &ir) != nil || ir.Result.ResultType != "input_required" || ir.Result.RequestState == "" {
-		t.Fatalf("round 1 at %s: %s", url, body)
+		t.Fatalf("round 1 of %s at %s: %s", tool, url, body)
 	}
 	return ir.Result.RequestState
 }
