@@ -47,10 +47,13 @@ type Handler interface {
 	// Frame runs on the connection's event goroutine: do slow work on a
 	// worker (pool.Workers) between c.Hold() and c.Release().
 	Frame(c *Conn, frame []byte)
-	// Oversize reports a line longer than limit (Config.MaxFrameBytes). The
-	// handler may Reply an error; the loop skips the rest of the line without
-	// buffering it and the connection stays open.
-	Oversize(c *Conn, limit int)
+	// Oversize reports a line longer than limit (Config.MaxFrameBytes), with
+	// head, its first bytes (at most limit; what was buffered when the limit
+	// was crossed), so the handler can answer with the request's id when it
+	// stands there. head aliases the read buffer and is valid only until
+	// Oversize returns. The handler may Reply an error; the loop skips the
+	// rest of the line without buffering it and the connection stays open.
+	Oversize(c *Conn, limit int, head []byte)
 	// Close reports that the connection is gone (peer close: io.EOF; idle:
 	// ErrIdleTimeout; ErrReadTimeout; ErrWriteTimeout; ErrServerClosed; nil
 	// after c.Close). It is called once, only for connections that were
@@ -385,14 +388,14 @@ func (c *Conn) frame(p []byte) {
 }
 
 // oversize implements sink.
-func (c *Conn) oversize() {
+func (c *Conn) oversize(head []byte) {
 	if c.state.Load()&stateClosing != 0 {
 		return
 	}
 	if c.srv != nil {
 		c.srv.oversize.Add(1)
 	}
-	c.cfg.Handler.Oversize(c, c.cfg.MaxFrameBytes)
+	c.cfg.Handler.Oversize(c, c.cfg.MaxFrameBytes, head)
 }
 
 // finish runs once when the connection is gone and no Hold is outstanding:

@@ -33,8 +33,10 @@ type sink interface {
 	// removed; empty frames are skipped. The slice is valid only until frame
 	// returns.
 	frame(p []byte)
-	// oversize reports a line longer than the limit (once per line).
-	oversize()
+	// oversize reports a line longer than the limit (once per line), with its first bytes
+	// (up to the limit; what was buffered or arrived in this chunk), valid only until
+	// oversize returns: a handler can find the request's id there (codec.PeekID).
+	oversize(head []byte)
 }
 
 // feed processes one chunk, calling s for each frame and oversize line.
@@ -54,8 +56,8 @@ func (f *framer) feed(data []byte, s sink) {
 			head = data[:i]
 		}
 		if len(f.partial.B)+len(head) > f.max {
+			s.oversize(f.partial.B) // the line's beginning; its id, if any, stands there
 			f.partial.B = f.partial.B[:0]
-			s.oversize()
 			if i < 0 {
 				f.discarding = true
 				return
@@ -81,7 +83,7 @@ func (f *framer) feed(data []byte, s sink) {
 			break
 		}
 		if i > f.max {
-			s.oversize()
+			s.oversize(data[:f.max])
 		} else {
 			emit(data[:i], s)
 		}
@@ -91,7 +93,7 @@ func (f *framer) feed(data []byte, s sink) {
 		return
 	}
 	if len(data) > f.max {
-		s.oversize()
+		s.oversize(data[:f.max])
 		f.discarding = true
 		return
 	}

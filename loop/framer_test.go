@@ -16,8 +16,8 @@ func runFramer(max int, chunks ...string) []string {
 	f.reset()
 	out := make([]string, len(s))
 	for i, b := range s {
-		if b == nil {
-			out[i] = "!"
+		if len(b) > 0 && b[0] == 0 {
+			out[i] = "!" + string(b[1:])
 		} else {
 			out[i] = string(b)
 		}
@@ -25,11 +25,11 @@ func runFramer(max int, chunks ...string) []string {
 	return out
 }
 
-// testSink records frames; nil marks an oversize line.
+// testSink records frames; an oversize line is recorded as a NUL byte and its head.
 type testSink [][]byte
 
-func (s *testSink) frame(p []byte) { *s = append(*s, bytes.Clone(p)) }
-func (s *testSink) oversize()      { *s = append(*s, nil) }
+func (s *testSink) frame(p []byte)       { *s = append(*s, bytes.Clone(p)) }
+func (s *testSink) oversize(head []byte) { *s = append(*s, append([]byte{0}, head...)) }
 
 func TestFramer(t *testing.T) {
 	tests := []struct {
@@ -45,11 +45,12 @@ func TestFramer(t *testing.T) {
 		{"partial across chunks", 100, []string{"ab", "cd", "ef\ngh", "\n"}, []string{"abcdef", "gh"}},
 		{"trailing partial kept", 100, []string{"a\nb"}, []string{"a"}},
 		{"cr split from lf", 100, []string{"ab\r", "\n"}, []string{"ab"}},
-		{"oversize in one chunk", 3, []string{"abcd\nxy\n"}, []string{"!", "xy"}},
+		// "!head": an oversize line and the head the handler got (its first bytes, up to max).
+		{"oversize in one chunk", 3, []string{"abcd\nxy\n"}, []string{"!abc", "xy"}},
 		{"exactly max", 3, []string{"abc\n"}, []string{"abc"}},
-		{"oversize streamed", 3, []string{"ab", "cd", "ef", "gh\nok\n"}, []string{"!", "ok"}},
-		{"oversize tail", 3, []string{"ok\nabcdef", "gh", "\nyes\n"}, []string{"ok", "!", "yes"}},
-		{"oversize joined at newline", 3, []string{"ab", "cd\nz\n"}, []string{"!", "z"}},
+		{"oversize streamed", 3, []string{"ab", "cd", "ef", "gh\nok\n"}, []string{"!ab", "ok"}},
+		{"oversize tail", 3, []string{"ok\nabcdef", "gh", "\nyes\n"}, []string{"ok", "!abc", "yes"}},
+		{"oversize joined at newline", 3, []string{"ab", "cd\nz\n"}, []string{"!ab", "z"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -44,7 +44,7 @@ func (h *echoHandler) Frame(c *Conn, frame []byte) {
 	c.Reply(frame)
 }
 
-func (h *echoHandler) Oversize(c *Conn, limit int) {
+func (h *echoHandler) Oversize(c *Conn, limit int, head []byte) {
 	c.Reply([]byte(fmt.Sprintf("oversize %d", limit)))
 }
 

@@ -38,7 +38,8 @@ func TestBadInputCatalog(t *testing.T) {
 		{"invalid UTF-8", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"text\":\"\xff\xfe\"}}}", -32700, "UTF-8", "null"},
 		{"deep nesting", `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"a":` + strings.Repeat("[", 30000) + strings.Repeat("]", 30000) + `}}`, -32700, "depth", "null"},
 		{"binary garbage", "\x00\x01\x02\x7f\xff{{{", -32700, "", "null"},
-		{"oversized line", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"` + strings.Repeat("x", 100<<10) + `"}}}`, -32005, "max_request_size", "null"},
+		{"oversized line", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"` + strings.Repeat("x", 100<<10) + `"}}}`, -32005, "max_request_size", "1"}, // the id stands before the limit: recovered
+		{"oversized line, id after the limit", `{"jsonrpc":"2.0","method":"tools/call","params":{"name":"echo","arguments":{"text":"` + strings.Repeat("x", 100<<10) + `"}},"id":1}`, -32005, "max_request_size", "null"},
 		{"empty batch", `[]`, -32600, "", "null"},
 	}
 	c := dial(t, addr)

@@ -25,12 +25,14 @@ func (h lineHandler) Frame(c *loop.Conn, frame []byte) {
 	h.s.HandleFrame(ss, frame, c)
 }
 
-// Oversize answers a line longer than the limit; loop discards the rest of it.
-func (h lineHandler) Oversize(c *loop.Conn, limit int) {
+// Oversize answers a line longer than the limit; loop discards the rest of it. The reply
+// carries the request's id when it stands within the limit (a top-level member found by
+// codec.PeekID's bounded scan), so the client's pending call fails at once; else null.
+func (h lineHandler) Oversize(c *loop.Conn, limit int, head []byte) {
 	e := codec.NewError(codec.CodeMessageTooLarge,
 		"message exceeds message_size.max_request_size (%d bytes); the rest of the line is discarded", limit).
 		WithData(map[string]any{"limit": limit})
-	h.s.ReplyError(c, e, c.Transport())
+	h.s.replyError(c, codec.PeekID(head), e, c.Transport())
 }
 
 // Close ends the session.
