@@ -354,13 +354,40 @@ type ResourceTemplate struct {
 	Meta        Meta         `json:"_meta,omitempty"`
 }
 
-// ResourceContents is the contents of one resource: Text or Blob (base64).
+// ResourceContents is the contents of one resource: Text or Blob (base64). A contents with
+// no Blob is text, and its "text" member is always sent, "" included: the spec's
+// TextResourceContents requires it, and the TS SDK clients reject a text resource without
+// it ("text: expected string"). A non-empty Blob is sent as "blob" and Text is then dropped.
 type ResourceContents struct {
 	URI      string `json:"uri"`
 	MimeType string `json:"mimeType,omitempty"`
 	Text     string `json:"text,omitempty"`
 	Blob     string `json:"blob,omitempty"`
 	Meta     Meta   `json:"_meta,omitempty"`
+}
+
+// textContents and blobContents are the two wire forms of ResourceContents.
+type textContents struct {
+	URI      string `json:"uri"`
+	MimeType string `json:"mimeType,omitempty"`
+	Text     string `json:"text"`
+	Meta     Meta   `json:"_meta,omitempty"`
+}
+
+type blobContents struct {
+	URI      string `json:"uri"`
+	MimeType string `json:"mimeType,omitempty"`
+	Blob     string `json:"blob"`
+	Meta     Meta   `json:"_meta,omitempty"`
+}
+
+// MarshalJSON writes the text form (with "text", even when empty) or, when Blob is set,
+// the blob form.
+func (rc ResourceContents) MarshalJSON() ([]byte, error) {
+	if rc.Blob != "" {
+		return codec.Marshal(blobContents{URI: rc.URI, MimeType: rc.MimeType, Blob: rc.Blob, Meta: rc.Meta})
+	}
+	return codec.Marshal(textContents{URI: rc.URI, MimeType: rc.MimeType, Text: rc.Text, Meta: rc.Meta})
 }
 
 // ListResourcesResult is the result of resources/list.
