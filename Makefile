@@ -27,9 +27,10 @@ test: lint unit race conformance conformance-cluster
 vet:
 	$(GO) vet ./...
 
-# House rules: gofmt, vet, and imports that only point down (codec/loop/pool/limits never
-# import server or cmd).
+# House rules: gofmt, vet, go.mod tidy (direct requires marked as such, go.sum complete),
+# and imports that only point down (codec/loop/pool/limits never import server or cmd).
 lint: vet
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^bench/peers/')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@bad=$$($(GO) list -f '{{.ImportPath}}: {{join .Imports " "}}' ./codec/... ./loop/... ./pool/... ./limits/... \
