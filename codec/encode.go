@@ -179,6 +179,44 @@ func AppendError(dst []byte, id ID, e *Error) []byte {
 	return append(dst, '}', '}')
 }
 
+// ErrorCode returns the code of msg when it is an error response as AppendError writes it
+// ({"jsonrpc":"2.0","id":…,"error":{"code":N,…}}), and false for anything else (a result,
+// a notification, another encoder's layout). It reads only the envelope's head, so a
+// result that quotes an error object somewhere inside is never mistaken for one: the
+// HTTP transport uses it to choose the status of a reply it already encoded.
+func ErrorCode(msg []byte) (Code, bool) {
+	const idPrefix = header + `,"id":`
+	if len(msg) < len(idPrefix) || string(msg[:len(idPrefix)]) != idPrefix {
+		return 0, false
+	}
+	i := len(idPrefix)
+	switch {
+	case i < len(msg) && msg[i] == '"':
+		i = skipString(msg, i)
+	default:
+		for i < len(msg) && msg[i] != ',' {
+			i++
+		}
+	}
+	const errPrefix = `,"error":{"code":`
+	if len(msg)-i < len(errPrefix) || string(msg[i:i+len(errPrefix)]) != errPrefix {
+		return 0, false
+	}
+	i += len(errPrefix)
+	j := i
+	if j < len(msg) && msg[j] == '-' {
+		j++
+	}
+	for j < len(msg) && isDigit(msg[j]) {
+		j++
+	}
+	n, err := strconv.Atoi(b2s(msg[i:j]))
+	if err != nil {
+		return 0, false
+	}
+	return Code(n), true
+}
+
 // appendCall writes a request (hasID) or notification envelope.
 func appendCall(dst []byte, hasID bool, id ID, method string, params any) ([]byte, error) {
 	n := len(dst)

@@ -16,9 +16,9 @@ func TestPeekID(t *testing.T) {
 	f(`{"jsonrpc":"2.0","method":"x","params":{"id":9,"s":"}{\"]"},"id":3,"more`, `3`)
 	f(`{"jsonrpc":"2.0","id":"a\"b","params":`, `"a\"b"`)
 	f(`{"jsonrpc":"2.0","method":"x","params":{"big":"xxxxxxxxxxxxxxxx`, `null`) // id after the cut
-	f(`{"jsonrpc":"2.0","id":12`, `null`)                                       // number cut short
-	f(`{"jsonrpc":"2.0","id":"ab`, `null`)                                      // string cut short
-	f(`{"jsonrpc":"2.0","id":1.5,"x":`, `null`)                                 // not an integer
+	f(`{"jsonrpc":"2.0","id":12`, `null`)                                        // number cut short
+	f(`{"jsonrpc":"2.0","id":"ab`, `null`)                                       // string cut short
+	f(`{"jsonrpc":"2.0","id":1.5,"x":`, `null`)                                  // not an integer
 	f(`{"jsonrpc":"2.0","id":null,"x":`, `null`)
 	f(`{"jsonrpc":"2.0","id":{"x":1},"y":`, `null`)
 	f(`[{"jsonrpc":"2.0","id":1}`, `null`) // a batch: no single id

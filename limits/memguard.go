@@ -97,9 +97,12 @@ type MemoryGuard struct {
 	cfg       MemoryGuardConfig
 	limit     atomic.Int64 // bytes; SetLimit changes it with high and low
 	high, low atomic.Int64
-	state     atomic.Int32
-	inUse     atomic.Int64
-	prevLimit int64
+	// highFrac and lowFrac are the water marks as fractions of the limit (float64 bits);
+	// SetWater changes them while running.
+	highFrac, lowFrac atomic.Uint64
+	state             atomic.Int32
+	inUse             atomic.Int64
+	prevLimit         int64
 
 	mu        sync.Mutex // guards callbacks
 	callbacks []func(old, new MemoryState)
@@ -145,6 +148,8 @@ func NewMemoryGuard(cfg MemoryGuardConfig) (*MemoryGuard, error) {
 			{Name: "/memory/classes/heap/free:bytes"},
 		},
 	}
+	g.highFrac.Store(math.Float64bits(cfg.HighWater))
+	g.lowFrac.Store(math.Float64bits(cfg.LowWater))
 	g.setMarks(cfg.LimitBytes)
 	if !cfg.KeepGoLimit {
 		g.prevLimit = debug.SetMemoryLimit(cfg.LimitBytes)
@@ -241,8 +246,26 @@ func (g *MemoryGuard) Limit() (limit, high, low int64) {
 
 func (g *MemoryGuard) setMarks(limit int64) {
 	g.limit.Store(limit)
-	g.high.Store(int64(float64(limit) * g.cfg.HighWater))
-	g.low.Store(int64(float64(limit) * g.cfg.LowWater))
+	g.high.Store(int64(float64(limit) * math.Float64frombits(g.highFrac.Load())))
+	g.low.Store(int64(float64(limit) * math.Float64frombits(g.lowFrac.Load())))
+}
+
+// SetWater changes the high- and low-water marks of a running guard (`erlmcp reload`),
+// as fractions of the limit; zero keeps a mark as it is. The next sample applies them.
+func (g *MemoryGuard) SetWater(high, low float64) error {
+	if high == 0 {
+		high = math.Float64frombits(g.highFrac.Load())
+	}
+	if low == 0 {
+		low = math.Float64frombits(g.lowFrac.Load())
+	}
+	if high <= 0 || high > 1 || low <= 0 || low >= high {
+		return fmt.Errorf("limits: memory guard water marks high %v, low %v: want 0 < low < high ≤ 1", high, low)
+	}
+	g.highFrac.Store(math.Float64bits(high))
+	g.lowFrac.Store(math.Float64bits(low))
+	g.setMarks(g.limit.Load())
+	return nil
 }
 
 // SetLimit changes the limit of a running guard (`erlmcp reload`), with the water marks

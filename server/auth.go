@@ -82,14 +82,17 @@ func readAuthMeta(params []byte) (token string, sig *limits.SignatureParts, err 
 
 // authError turns an authentication failure into the JSON-RPC error sent: -32006 with the
 // reason (never the token) and, when known, where to find the authorization server.
-func (l *Limits) authError(err error) *codec.Error {
+func (l *Limits) authError(err error) *codec.Error { return l.authErrorAt(err, l.resourceMetadata) }
+
+// authErrorAt is authError pointing at the metadata URL md.
+func (l *Limits) authErrorAt(err error, md string) *codec.Error {
 	msg := "authentication required: send a bearer token (HTTP Authorization header; TCP/stdio params._meta[\"" + MetaAuthorization + "\"])"
 	if !errors.Is(err, limits.ErrNoCredentials) {
 		msg = strings.TrimPrefix(err.Error(), "limits: ")
 	}
 	e := codec.NewError(codec.CodeUnauthorized, "%s", msg)
-	if l.resourceMetadata != "" {
-		e = e.WithData(map[string]any{"resource_metadata": l.resourceMetadata})
+	if md != "" {
+		e = e.WithData(map[string]any{"resource_metadata": md})
 	}
 	return e
 }
@@ -117,18 +120,29 @@ func (l *Limits) Authenticate(ctx context.Context, token string) (*Principal, er
 func (l *Limits) AuthRequired() bool { return l != nil && l.authRequired }
 
 // WWWAuthenticate returns the WWW-Authenticate value for a 401 (or 403 with
-// insufficient_scope) per RFC 6750 and RFC 9728: Bearer with resource_metadata.
+// insufficient_scope) per RFC 6750 and RFC 9728: Bearer with resource_metadata (when
+// auth.resource is configured; the HTTP transport derives it from the request otherwise).
 func (l *Limits) WWWAuthenticate(err error) string {
+	return wwwAuthenticate(l.resourceMetadata, err, nil)
+}
+
+// wwwAuthenticate builds the challenge: resource_metadata md, the error of err (none when
+// the request carried no credentials, as RFC 6750 3.1 asks) and, for insufficient_scope,
+// the scope needed.
+func wwwAuthenticate(md string, err error, scopes []string) string {
 	var b strings.Builder
 	b.WriteString(`Bearer`)
 	sep := " "
-	if l.resourceMetadata != "" {
-		b.WriteString(sep + `resource_metadata="` + l.resourceMetadata + `"`)
+	if md != "" {
+		b.WriteString(sep + `resource_metadata="` + md + `"`)
 		sep = ", "
 	}
 	switch {
 	case errors.Is(err, limits.ErrInsufficientScope):
 		b.WriteString(sep + `error="insufficient_scope"`)
+		if len(scopes) > 0 {
+			b.WriteString(`, scope="` + strings.Join(scopes, " ") + `"`)
+		}
 	case errors.Is(err, limits.ErrInvalidToken):
 		b.WriteString(sep + `error="invalid_token"`)
 	}

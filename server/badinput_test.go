@@ -5,14 +5,17 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/erlmcp/erlmcp-go/loop"
 )
 
 // Every bad input gets a clear JSON-RPC error on its own connection, the connection keeps
-// working, and a healthy client on another connection is unaffected.
+// working, and a healthy client on another connection is unaffected. Through the daemon,
+// with message_size.max_request_size at 64 KiB.
 func TestBadInputCatalog(t *testing.T) {
-	addr := startTCP(t, newDemoServer(t, Config{}), func(c *loop.Config) { c.MaxFrameBytes = 64 << 10 })
+	d := startDaemon(t, func(st *Settings) {
+		st.MessageSize.MaxRequestSize = 64 << 10
+		st.RateLimiter.Enabled = false
+	})
+	addr := d.TCPAddr().String()
 	healthy := dial(t, addr)
 	healthy.initialize("2025-11-25")
 

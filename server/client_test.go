@@ -94,6 +94,19 @@ func dial(t testing.TB, addr string) *client {
 	return &client{t: t, conn: conn, r: bufio.NewReaderSize(conn, 1<<16)}
 }
 
+// dialFrom is dial from the loopback source address ip (127.0.0.x): another client for
+// the limits keyed by address.
+func dialFrom(t testing.TB, ip, addr string) *client {
+	t.Helper()
+	dl := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	conn, err := dl.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial %s from %s: %v", addr, ip, err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &client{t: t, conn: conn, r: bufio.NewReaderSize(conn, 1<<16)}
+}
+
 func (c *client) send(line string) {
 	c.t.Helper()
 	c.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))

@@ -37,7 +37,6 @@ type Daemon struct {
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 	done     chan struct{}
-	serveErr error
 
 	// obs is metrics, health, readiness, tracing and the log file (health_daemon.go).
 	obs *observability
@@ -78,13 +77,15 @@ func NewDaemon(st Settings, build BuildInfo, logOut io.Writer) (*Daemon, error) 
 			Max:   st.Server.Workers,
 			Queue: st.Server.WorkerQueue,
 		},
-		ClientRequestTimeout: time.Duration(st.Server.ClientRequestTimeoutMs) * time.Millisecond,
-		MaxResponseBytes:     st.MessageSize.MaxResponseSize,
-		Logger:               log,
-		Observer:             obs.observer(),
-		Middleware:           sec.withMiddleware(obs.middleware()),
-		Admit:                sec.admit,
-		ToolAccess:           sec.lim.toolAccess(),
+		ClientRequestTimeout:    time.Duration(st.Server.ClientRequestTimeoutMs) * time.Millisecond,
+		MaxSessions:             st.Server.MaxSessions,
+		MaxSessionsPerPrincipal: st.Server.MaxSessionsPerPrincipal,
+		MaxResponseBytes:        st.MessageSize.MaxResponseSize,
+		Logger:                  log,
+		Observer:                obs.observer(),
+		Middleware:              sec.withMiddleware(obs.middleware()),
+		Admit:                   sec.admit,
+		ToolAccess:              sec.lim.toolAccess(),
 	})
 	conformance := strings.EqualFold(st.Server.Profile, "conformance")
 	if st.Server.Demo && !conformance { // the suite judges tools/list: only its fixtures
@@ -103,7 +104,9 @@ func NewDaemon(st Settings, build BuildInfo, logOut io.Writer) (*Daemon, error) 
 		return nil, err
 	}
 	if st.Transports.HTTP.Enabled {
-		d.http = srv.NewHTTP(st.httpConfig(st.Transports.TCP.Addr))
+		hc := st.httpConfig(st.Transports.TCP.Addr)
+		hc.Limits = sec.lim
+		d.http = srv.NewHTTP(hc)
 	}
 	return d, nil
 }
@@ -183,7 +186,6 @@ func (d *Daemon) Start() error {
 			defer d.wg.Done()
 			if err := ln.Serve(); err != nil && !errors.Is(err, net.ErrClosed) {
 				d.log.Error("tcp listener stopped", "err", err)
-				d.serveErr = err
 				d.obs.tcpDown.Store(true)
 			}
 		}()

@@ -80,6 +80,12 @@ func (s *Server) panicked(v any, what string, attrs ...any) *codec.Error {
 // requests answered at once go to out.Reply; replies of slow handlers go to out.Send later,
 // bracketed by out.Hold/out.Release. frame may be reused once HandleFrame returns.
 func (s *Server) HandleFrame(ss *Session, frame []byte, out Output) {
+	s.handleFrame(ss, frame, out, nil)
+}
+
+// handleFrame is HandleFrame with what the transport knew of the frame (in; nil for line
+// transports).
+func (s *Server) handleFrame(ss *Session, frame []byte, out Output, in *inbound) {
 	start := monoNow()
 	ss.lastActive.Store(coarseAt(start))
 	var arr [1]codec.Message
@@ -89,10 +95,10 @@ func (s *Server) HandleFrame(ss *Session, frame []byte, out Output) {
 		return
 	}
 	if !batch {
-		s.handleMessageAt(ss, &msgs[0], out, start)
+		s.handleMessageAt(ss, &msgs[0], out, start, in)
 		return
 	}
-	s.handleBatch(ss, msgs, out)
+	s.handleBatch(ss, msgs, out, in)
 }
 
 func decodeErrorID(err error) codec.ID {
@@ -103,16 +109,32 @@ func decodeErrorID(err error) codec.ID {
 	return codec.NullID
 }
 
+// inbound is what a transport knows about one message beyond its bytes, handed to the
+// core with it. Line transports (TCP, TLS, stdio) pass nil: their credentials and
+// signatures travel in params._meta, and their session knows its peer. The HTTP transport
+// passes what its headers said, so that the one admission check (Limits.Admit) sees every
+// request of every transport the same way and a check cannot be forgotten on one of them.
+type inbound struct {
+	// principal is who the transport authenticated for this message (the HTTP Authorization
+	// header, checked before any session was made); nil when it carried no credentials.
+	principal *Principal
+	// signed is true when the transport verified the message's signature itself (the HTTP
+	// signature headers over the body). Otherwise Admit asks for one in params._meta.
+	signed bool
+	// remoteIP is the peer's address (the rate-limit key of a caller without a principal).
+	remoteIP string
+}
+
 // handleMessage serves one decoded message.
-func (s *Server) handleMessage(ss *Session, m *codec.Message, out Output) {
-	s.handleMessageAt(ss, m, out, monoNow())
+func (s *Server) handleMessage(ss *Session, m *codec.Message, out Output, in *inbound) {
+	s.handleMessageAt(ss, m, out, monoNow(), in)
 }
 
 // handleMessageAt is handleMessage for a message that arrived at start (a monoNow value).
-func (s *Server) handleMessageAt(ss *Session, m *codec.Message, out Output, start int64) {
+func (s *Server) handleMessageAt(ss *Session, m *codec.Message, out Output, start int64, in *inbound) {
 	switch m.Kind {
 	case codec.KindRequest:
-		s.handleRequest(ss, m, out, start)
+		s.handleRequest(ss, m, out, start, in, false)
 	case codec.KindNotification:
 		s.handleNotification(ss, m)
 	case codec.KindResponse, codec.KindError:
@@ -124,11 +146,14 @@ func (s *Server) handleMessageAt(ss *Session, m *codec.Message, out Output, star
 	}
 }
 
-// handleRequest admits, prepares and serves one request, inline or on a worker.
-func (s *Server) handleRequest(ss *Session, m *codec.Message, out Output, start int64) {
+// handleRequest admits, prepares and serves one request, inline or on a worker. It is
+// the one door of every request of every transport: lifecycle, admission (Config.Admit),
+// params, dispatch and the Observer all happen here. sync serves the request to
+// completion on the calling goroutine (the elements of a batch, already on a worker).
+func (s *Server) handleRequest(ss *Session, m *codec.Message, out Output, start int64, in *inbound, sync bool) {
 	mi := methods[m.Method]
 	r := getRequest()
-	r.Session, r.ID, r.Params, r.Transport, r.out = ss, m.ID, m.Params, ss.transport, out
+	r.Session, r.ID, r.Params, r.Transport, r.out, r.in = ss, m.ID, m.Params, ss.transport, out, in
 	if mi != nil {
 		r.Method = mi.name // owned: m.Method aliases the frame
 	} else {
@@ -136,15 +161,18 @@ func (s *Server) handleRequest(ss *Session, m *codec.Message, out Output, start 
 	}
 	r.version = s.versionFor(ss, r)
 
-	if mi != nil && !mi.beforeInit && s.cfg.StrictLifecycle && !ss.Initialized() && r.meta == nil {
-		s.finish(r, nil, codec.NewError(codec.CodeNotInitialized, "%s before initialize: this server enforces the lifecycle (server.strict_lifecycle); send initialize first", m.Method), start, false)
-		return
-	}
+	// Admission first (a caller without credentials learns nothing else), then the
+	// lifecycle: before initialize only initialize, ping and server/discover, and the
+	// requests of the stateless era, which has no initialize.
 	if s.cfg.Admit != nil {
 		if err := s.cfg.Admit(r); err != nil {
 			s.finish(r, nil, err, start, false)
 			return
 		}
+	}
+	if mi != nil && !mi.beforeInit && s.cfg.StrictLifecycle && !ss.Initialized() && !r.statelessEra() {
+		s.finish(r, nil, codec.NewError(codec.CodeNotInitialized, "%s before initialize: this server enforces the lifecycle (server.strict_lifecycle); send initialize first", snippet(m.Method)), start, false)
+		return
 	}
 	async := false
 	if mi != nil && mi.prepare != nil {
@@ -154,7 +182,7 @@ func (s *Server) handleRequest(ss *Session, m *codec.Message, out Output, start 
 			return
 		}
 	}
-	if !async {
+	if !async || sync {
 		res, err := s.handle(context.Background(), r)
 		s.finish(r, res, err, start, false)
 		return
@@ -376,7 +404,7 @@ func idFromRaw(raw []byte) (codec.ID, bool) {
 // handleBatch serves a JSON-RPC batch: accepted only on sessions that negotiated 2025-03-26,
 // the one version that had batches. The replies go out as one array, so the whole batch
 // runs on a worker when any element must.
-func (s *Server) handleBatch(ss *Session, msgs []codec.Message, out Output) {
+func (s *Server) handleBatch(ss *Session, msgs []codec.Message, out Output, in *inbound) {
 	ss.mu.Lock()
 	v := ss.version
 	ss.mu.Unlock()
@@ -401,9 +429,9 @@ func (s *Server) handleBatch(ss *Session, msgs []codec.Message, out Output) {
 		for i := range owned {
 			m := &owned[i]
 			if m.Kind == codec.KindRequest {
-				s.serveSync(ss, m, col)
+				s.handleRequest(ss, m, col, monoNow(), in, true)
 			} else {
-				s.handleMessage(ss, m, col)
+				s.handleMessage(ss, m, col, in)
 			}
 		}
 		if b := col.array(); b != nil {
@@ -414,29 +442,6 @@ func (s *Server) handleBatch(ss *Session, msgs []codec.Message, out Output) {
 		out.Release()
 		s.replyError(out, codec.NullID, codec.NewError(codec.CodeOverloaded, "worker pool is full; retry the batch later"), ss.transport)
 	}
-}
-
-// serveSync serves a request to completion on the calling goroutine (used inside batches).
-func (s *Server) serveSync(ss *Session, m *codec.Message, out Output) {
-	start := monoNow()
-	mi := methods[m.Method]
-	r := getRequest()
-	r.Session, r.Method, r.ID, r.Params, r.Transport, r.out = ss, m.Method, m.ID, m.Params, ss.transport, out
-	r.version = s.versionFor(ss, r)
-	if s.cfg.Admit != nil {
-		if err := s.cfg.Admit(r); err != nil {
-			s.finish(r, nil, err, start, false)
-			return
-		}
-	}
-	if mi != nil && mi.prepare != nil {
-		if _, err := mi.prepare(s, r); err != nil {
-			s.finish(r, nil, err, start, false)
-			return
-		}
-	}
-	res, err := s.handle(context.Background(), r)
-	s.finish(r, res, err, start, false)
 }
 
 // collector gathers the replies of a batch into one JSON array.

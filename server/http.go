@@ -3,7 +3,6 @@ package server
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"net"
 	"strings"
@@ -57,6 +56,13 @@ type HTTPConfig struct {
 	// Defaults 30s and 2 minutes.
 	ReadTimeout time.Duration
 	IdleTimeout time.Duration
+	// Limits is the admission layer whose HTTP edge runs before a request's body is
+	// decoded and before any session is made: the memory guard, the bearer token of the
+	// Authorization header and the signature headers (Limits.httpEdge); the core's
+	// Config.Admit (Limits.Admit) checks the rest. With auth on, the RFC 9728 metadata is
+	// served at /.well-known/oauth-protected-resource (and that path plus Path). Nil: no
+	// edge checks (a server without Limits).
+	Limits *Limits
 	// ReleaseIdleBuffers makes a keep-alive connection waiting for its next request keep
 	// no request context and no read/write buffers (fasthttp's ReduceMemoryUsage): ~10 KB
 	// less per idle connection. The daemon sets it when hibernation is enabled.
@@ -196,8 +202,16 @@ func (h *HTTP) serve(ctx *fasthttp.RequestCtx) {
 		fn(ctx)
 		return
 	}
+	if h.cfg.Limits.AuthRequired() && (string(path) == wellKnownPRM || string(path) == wellKnownPRM+h.cfg.Path) {
+		h.cfg.Limits.ServeProtectedResourceMetadata(ctx, h.cfg.Path)
+		return
+	}
 	ctx.Error("not found", fasthttp.StatusNotFound)
 }
+
+// wellKnownPRM is where RFC 9728 protected resource metadata is served (also with the MCP
+// path appended, as the MCP authorization spec's discovery tries first).
+const wellKnownPRM = "/.well-known/oauth-protected-resource"
 
 // serveError answers requests fasthttp could not read: an oversize body gets 413 with a
 // JSON-RPC error body, so MCP clients see why.
@@ -402,22 +416,23 @@ type postStreams struct {
 // maxKeptStreams bounds the POST streams a session keeps for Last-Event-ID replay.
 const maxKeptStreams = 16
 
-func (h *HTTP) newSession(transport string) *httpSession {
-	return h.newSessionAs(transport, NewSessionID(), false)
-}
-
-// newSessionAs makes a session with id; a shared one (a Streamable HTTP session, not a
-// legacy HTTP+SSE one) is shared with the other nodes in cluster mode.
-func (h *HTTP) newSessionAs(transport, id string, shared bool) *httpSession {
+// newSessionFor makes a session with id, counted against the session caps under
+// principalKey (OpenSession); a shared one (a Streamable HTTP session, not a legacy
+// HTTP+SSE one) is shared with the other nodes in cluster mode.
+func (h *HTTP) newSessionFor(transport, id string, shared bool, principalKey string) (*httpSession, error) {
 	hs := &httpSession{h: h}
 	hs.touch()
 	var out Output = (*standaloneOutput)(hs)
 	if cn := h.srv.cluster; cn != nil && shared {
 		out = cn.output(hs, id)
 	}
-	hs.ss = h.srv.NewSession(transport, id, out)
+	ss, err := h.srv.OpenSession(transport, id, principalKey, out)
+	if err != nil {
+		return nil, err
+	}
+	hs.ss = ss
 	hs.ss.SetValue(hs)
-	return hs
+	return hs, nil
 }
 
 // standaloneStream returns the session's standalone stream (id 0), making it on first use:
@@ -574,9 +589,11 @@ func (h *HTTP) reap() {
 	}
 }
 
-// sessionFor resolves the session of a session-era request that is not initialize.
-// It writes the error response and returns nil when there is none.
-func (h *HTTP) sessionFor(ctx *fasthttp.RequestCtx, id codec.ID) *httpSession {
+// sessionFor resolves the session of a session-era request that is not initialize,
+// sent with the credentials of p (nil without auth). It writes the error response and
+// returns nil when there is none, or when the session belongs to another subject (403: a
+// session is bound to the subject that opened it).
+func (h *HTTP) sessionFor(ctx *fasthttp.RequestCtx, id codec.ID, p *Principal) *httpSession {
 	sid := string(bytes.TrimSpace(ctx.Request.Header.Peek(hdrSessionID)))
 	if sid == "" {
 		h.writeError(ctx, fasthttp.StatusBadRequest, id, codec.NewError(codec.CodeInvalidRequest,
@@ -591,6 +608,28 @@ func (h *HTTP) sessionFor(ctx *fasthttp.RequestCtx, id codec.ID) *httpSession {
 		h.writeError(ctx, fasthttp.StatusNotFound, id, codec.NewError(codec.CodeSessionNotFound,
 			"session %q not found: it ended or expired; initialize a new one", snippet(sid)))
 		return nil
+	}
+	if owner := hs.ss.Principal(); owner != nil && p != nil && owner.Subject != p.Subject {
+		h.writeError(ctx, fasthttp.StatusForbidden, id, SessionOwnerError(p.Subject))
+		return nil
+	}
+	return hs
+}
+
+// openSession makes the session of a session-era initialize, owned by the principal the
+// edge authenticated. It writes the refusal and returns nil when a session cap
+// (server.max_sessions, server.max_sessions_per_principal) is reached.
+func (h *HTTP) openSession(ctx *fasthttp.RequestCtx, id codec.ID, in *inbound) *httpSession {
+	hs, err := h.newSessionFor("http", NewSessionID(), true, principalKey(in.principal, in.remoteIP))
+	if err != nil {
+		ce := asCodecError(err)
+		status := ce.Code.HTTPStatus()
+		h.cfg.Limits.refuseReply(ctx, h.cfg.Path, ce.Code, codec.AppendError(nil, id, ce))
+		h.writeError(ctx, status, id, ce)
+		return nil
+	}
+	if in.principal != nil {
+		hs.ss.SetPrincipal(in.principal)
 	}
 	return hs
 }
@@ -629,6 +668,10 @@ func (h *HTTP) servePost(ctx *fasthttp.RequestCtx) {
 			"request body exceeds %d bytes (transports.http.max_body)", h.cfg.MaxBody).WithData(map[string]any{"limit": h.cfg.MaxBody}))
 		return
 	}
+	var edge inbound
+	if !h.cfg.Limits.httpEdge(ctx, h.cfg.Path, &edge) {
+		return // refused before decoding, and before any session exists
+	}
 	var arr [1]codec.Message
 	msgs, batch, err := h.srv.dec.Decode(body, arr[:0])
 	if err != nil {
@@ -636,31 +679,35 @@ func (h *HTTP) servePost(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if !batch && h.isStateless(ctx, &msgs[0]) {
-		h.serveStateless(ctx, &msgs[0], okJSON, okSSE)
+		h.serveStateless(ctx, &msgs[0], okJSON, okSSE, &edge)
 		return
 	}
 
 	// Session era.
 	var hs *httpSession
 	isInit := !batch && msgs[0].Kind == codec.KindRequest && msgs[0].Method == MethodInitialize
+	created := false
 	switch {
 	case h.cfg.Stateless && ctx.Request.Header.Peek(hdrSessionID) == nil:
 		hs = nil // throwaway session below
 	case isInit:
 		if len(bytes.TrimSpace(ctx.Request.Header.Peek(hdrSessionID))) > 0 {
-			if hs = h.sessionFor(ctx, msgs[0].ID); hs == nil {
+			if hs = h.sessionFor(ctx, msgs[0].ID, edge.principal); hs == nil {
 				return
 			}
 			break // initialize again on a live session: the server answers -32600
 		}
-		hs = h.newSessionAs("http", NewSessionID(), true)
+		if hs = h.openSession(ctx, msgs[0].ID, &edge); hs == nil {
+			return
+		}
+		created = true
 		ctx.Response.Header.Set(hdrSessionID, hs.ss.ID())
 	default:
 		if e := checkProtocolHeader(ctx); e != nil {
 			h.writeError(ctx, fasthttp.StatusBadRequest, firstID(msgs), e)
 			return
 		}
-		if hs = h.sessionFor(ctx, firstID(msgs)); hs == nil {
+		if hs = h.sessionFor(ctx, firstID(msgs), edge.principal); hs == nil {
 			return
 		}
 	}
@@ -677,6 +724,7 @@ func (h *HTTP) servePost(ctx *fasthttp.RequestCtx) {
 	}
 
 	out := newPostOutput()
+	out.in = edge
 	out.setTraceHeaders(ctx)
 	ss.lastActive.Store(coarseNow())
 	hasRequest := false
@@ -686,9 +734,14 @@ func (h *HTTP) servePost(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	if batch {
-		h.srv.handleBatch(ss, msgs, out)
+		h.srv.handleBatch(ss, msgs, out, &out.in)
 	} else {
-		h.srv.handleMessage(ss, &msgs[0], out)
+		h.srv.handleMessage(ss, &msgs[0], out, &out.in)
+	}
+	if created && out.refused() {
+		// initialize was refused (admission, a bad version): no session for this client.
+		ctx.Response.Header.Del(hdrSessionID)
+		hs.end()
 	}
 	if !hasRequest {
 		if b := out.takeReplies(); len(b) > 0 {
@@ -815,8 +868,16 @@ func (h *HTTP) writeJSON(ctx *fasthttp.RequestCtx, replies [][]byte, stateless b
 	}
 	b := replies[len(replies)-1] // the reply comes last; notifications before it are dropped
 	status := fasthttp.StatusOK
-	if stateless {
-		status = statelessStatus(b)
+	code, isErr := errorCode(b)
+	switch {
+	case !isErr:
+	case stateless:
+		status = statelessStatus(code)
+	default:
+		status = sessionStatus(code)
+	}
+	if status == fasthttp.StatusUnauthorized || status == fasthttp.StatusForbidden || status == fasthttp.StatusTooManyRequests || status == fasthttp.StatusServiceUnavailable {
+		h.cfg.Limits.refuseReply(ctx, h.cfg.Path, code, b)
 	}
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
@@ -840,7 +901,11 @@ func (h *HTTP) serveGet(ctx *fasthttp.RequestCtx) {
 		h.writeError(ctx, fasthttp.StatusBadRequest, codec.NullID, e)
 		return
 	}
-	hs := h.sessionFor(ctx, codec.NullID)
+	var edge inbound
+	if !h.cfg.Limits.httpEdge(ctx, h.cfg.Path, &edge) {
+		return
+	}
+	hs := h.sessionFor(ctx, codec.NullID, edge.principal)
 	if hs == nil {
 		return
 	}
@@ -886,7 +951,11 @@ func (h *HTTP) serveDelete(ctx *fasthttp.RequestCtx) {
 		ctx.Error("no sessions in stateless mode", fasthttp.StatusMethodNotAllowed)
 		return
 	}
-	hs := h.sessionFor(ctx, codec.NullID)
+	var edge inbound
+	if !h.cfg.Limits.httpEdge(ctx, h.cfg.Path, &edge) {
+		return
+	}
+	hs := h.sessionFor(ctx, codec.NullID, edge.principal)
 	if hs == nil {
 		return
 	}
@@ -925,6 +994,22 @@ type postOutput struct {
 
 	// W3C trace context of the POST (traceparent/tracestate headers), for tracing.
 	traceparent, tracestate string
+
+	// in is what the HTTP edge learnt of the POST (principal, signature, peer), handed to
+	// the core with each of its messages.
+	in inbound
+}
+
+// refused reports whether the one reply collected so far is an error: an initialize that
+// failed must not leave a session behind.
+func (o *postOutput) refused() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.replies) != 1 {
+		return false
+	}
+	_, isErr := errorCode(o.replies[0])
+	return isErr
 }
 
 func newPostOutput() *postOutput { return &postOutput{} }
@@ -1091,5 +1176,3 @@ func (h *HTTP) Stats() HTTPStats {
 	})
 	return HTTPStats{Sessions: n, Streams: int(h.streams.Load())}
 }
-
-var _ = context.Background

@@ -22,7 +22,14 @@ func (h *HTTP) serveLegacyStream(ctx *fasthttp.RequestCtx) {
 		ctx.Error("method not allowed", fasthttp.StatusMethodNotAllowed)
 		return
 	}
-	hs := h.newSession("http")
+	var edge inbound
+	if !h.cfg.Limits.httpEdge(ctx, h.cfg.Path, &edge) {
+		return // refused before any session exists
+	}
+	hs := h.openSession(ctx, codec.NullID, &edge)
+	if hs == nil {
+		return
+	}
 	hs.active.Add(1)
 	endpoint := "/message?sessionId=" + hs.ss.ID()
 	ctx.SetStatusCode(fasthttp.StatusOK)
@@ -53,13 +60,21 @@ func (h *HTTP) serveLegacyPost(ctx *fasthttp.RequestCtx) {
 		ctx.Error("method not allowed", fasthttp.StatusMethodNotAllowed)
 		return
 	}
+	edge := new(inbound) // kept by the requests of the frame, which may run on workers
+	if !h.cfg.Limits.httpEdge(ctx, h.cfg.Path, edge) {
+		return
+	}
 	id := string(ctx.QueryArgs().Peek("sessionId"))
 	hs := h.lookup(id)
 	if hs == nil {
 		h.writeError(ctx, fasthttp.StatusNotFound, codec.NullID, codec.NewError(codec.CodeSessionNotFound, "session %q not found; open GET /sse first", snippet(id)))
 		return
 	}
+	if owner := hs.ss.Principal(); owner != nil && edge.principal != nil && owner.Subject != edge.principal.Subject {
+		h.writeError(ctx, fasthttp.StatusForbidden, codec.NullID, SessionOwnerError(edge.principal.Subject))
+		return
+	}
 	hs.touch()
-	h.srv.HandleFrame(hs.ss, ctx.PostBody(), hs.standaloneStream())
+	h.srv.handleFrame(hs.ss, ctx.PostBody(), hs.standaloneStream(), edge)
 	ctx.SetStatusCode(fasthttp.StatusAccepted)
 }

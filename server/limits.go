@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/erlmcp/erlmcp-go/codec"
@@ -25,9 +24,10 @@ import (
 type LimitsConfig struct {
 	// RateLimit limits requests per client and in total (nil: off).
 	RateLimit *limits.RateLimitConfig
-	// KeyByIP keys clients that have not authenticated by remote address instead of by
-	// session (rate_limiter.key_by: ip).
-	KeyByIP bool
+	// KeyBySession keys clients that have not authenticated by their session instead of by
+	// their remote address (rate_limiter.key_by: session). Off by default: with it, every
+	// new session or connection gets a fresh quota.
+	KeyBySession bool
 	// MemoryGuard refuses new work above its high-water mark (nil: off). It also sets the Go
 	// soft memory limit.
 	MemoryGuard *limits.MemoryGuardConfig
@@ -76,9 +76,8 @@ type Limits struct {
 	prm              *ProtectedResourceMetadata
 	log              *slog.Logger
 	now              func() time.Time
-	schemas          sync.Map    // tool name → *strictSchema
-	onHTTPLimited    func()      // counts 429s at the HTTP edge (limits_http.go)
-	httpEdge         atomic.Bool // AdmitHTTP is in use: HTTP requests are rate-limited there
+	schemas          sync.Map // tool name → *strictSchema
+	onHTTPLimited    func()   // counts 429s of plain HTTP routes (limits_http.go)
 }
 
 // NewLimits builds the layer from cfg (copied); Close releases its goroutines and restores
@@ -279,14 +278,19 @@ func (l *Limits) Install(cfg *Config) {
 func (l *Limits) Middleware() Middleware { return l.middleware(true) }
 
 // Admit is the admission check of one request, cheapest first: memory guard, signature,
-// credentials, rate limit. It runs before the request's params are decoded (Config.Admit).
-// Requests already admitted (in flight) are never stopped by it; ping is exempt from all
-// but the rate limit.
+// credentials, rate limit. It is the one admission of every transport: the core calls it
+// (Config.Admit) for each request before its params are decoded, with what the transport
+// knew of the message (r.in): the HTTP transport has checked the Authorization header and
+// any signature headers at its edge, before it made a session; line transports (TCP, TLS,
+// stdio) carry both in params._meta. What the transport did not check is checked here, so a
+// transport that forgets a check is refused, never waved through. Requests already admitted
+// (in flight) are never stopped by it; ping is exempt from all but the rate limit.
 func (l *Limits) Admit(r *Request) error {
 	exempt := exemptMethod(r.Method)
 	if l.guard != nil && !exempt && !l.guard.Admit() {
 		return l.OverloadedError()
 	}
+	in := r.in
 	var token string
 	var sig *limits.SignatureParts
 	if (l.authRequired || l.verifier != nil) && len(r.Params) > 0 {
@@ -295,9 +299,10 @@ func (l *Limits) Admit(r *Request) error {
 			return err
 		}
 	}
-	if l.verifier != nil && !exempt && r.Transport != "http" {
+	if l.verifier != nil && !exempt && (in == nil || !in.signed) {
 		if sig == nil {
-			return signatureError(fmt.Errorf("request is not signed: params._meta[%q] with timestamp, nonce and signature is required", limits.MetaSignature))
+			return signatureError(fmt.Errorf("request is not signed: sign it with the %s, %s and %s headers over the body (HTTP) or params._meta[%q] with timestamp, nonce and signature (any transport)",
+				limits.HeaderTimestamp, limits.HeaderNonce, limits.HeaderSignature, limits.MetaSignature))
 		}
 		// The method is signed too, so a captured signature cannot be moved to another
 		// method: the signed bytes are the method, a newline and the params as sent.
@@ -308,30 +313,67 @@ func (l *Limits) Admit(r *Request) error {
 		}
 	}
 	if l.authRequired {
-		if token != "" {
-			np, err := l.authenticate(context.Background(), token)
-			if err != nil {
-				return l.authError(err)
-			}
-			r.Session.SetPrincipal(np)
-		}
-		p := r.Session.Principal()
-		if p == nil && !exempt {
-			return l.authError(limits.ErrNoCredentials)
-		}
-		if p != nil && !p.Expires.IsZero() && l.now().After(p.Expires) {
-			r.Session.SetPrincipal(nil)
-			return l.authError(fmt.Errorf("%w: credential expired at %s; authenticate again", limits.ErrInvalidToken, p.Expires.UTC().Format(time.RFC3339)))
+		if err := l.admitPrincipal(r, in, token, exempt); err != nil {
+			return err
 		}
 	}
-	// HTTP requests are counted once: at the edge (AdmitHTTP) once the HTTP layer calls it,
-	// else here.
-	if l.rl != nil && !(r.Transport == "http" && l.httpEdge.Load()) {
-		if ok, retry, scope := l.rl.Check(l.keyFor(r.Session), l.now()); !ok {
+	if l.rl != nil {
+		if ok, retry, scope := l.rl.Check(l.keyFor(r), l.now()); !ok {
 			return RateLimitError(l.rl.Config(), retry, scope)
 		}
 	}
 	return nil
+}
+
+// admitPrincipal finds who sent r — the transport's principal (HTTP header), a token in
+// params._meta, else the session's — and refuses the request when nobody (unless the
+// method is exempt), when the credential has expired, or when the session belongs to
+// another subject. A session-era session takes the principal of its first credentials:
+// it belongs to that subject from then on.
+func (l *Limits) admitPrincipal(r *Request, in *inbound, token string, exempt bool) error {
+	ss := r.Session
+	owner := ss.Principal()
+	var p *Principal
+	switch {
+	case in != nil && in.principal != nil:
+		p = in.principal
+	case token != "":
+		np, err := l.authenticate(context.Background(), token)
+		if err != nil {
+			return l.authError(err)
+		}
+		p = np
+	default:
+		p = owner
+	}
+	if p == nil {
+		if exempt {
+			return nil
+		}
+		return l.authError(limits.ErrNoCredentials)
+	}
+	if owner != nil && owner != p && owner.Subject != p.Subject {
+		return SessionOwnerError(p.Subject)
+	}
+	if !p.Expires.IsZero() && l.now().After(p.Expires) {
+		if p == owner {
+			ss.SetPrincipal(nil)
+		}
+		return l.authError(fmt.Errorf("%w: credential expired at %s; authenticate again", limits.ErrInvalidToken, p.Expires.UTC().Format(time.RFC3339)))
+	}
+	if !ss.stateless && (owner == nil || p != owner && p.Expires.After(owner.Expires)) {
+		ss.SetPrincipal(p) // the session's owner from now on, or the same subject's fresher credential
+	}
+	r.principal = p
+	return nil
+}
+
+// SessionOwnerError is the refusal of a request whose credentials name another subject
+// than the one the session belongs to: -32007, HTTP 403. The session's subject is not
+// told.
+func SessionOwnerError(subject string) *codec.Error {
+	return codec.NewError(codec.CodeForbidden, "this session belongs to another principal than %q: a session is bound to the subject that opened it; initialize a new session", snippet(subject)).
+		WithData(map[string]any{"error": "session_owner_mismatch"})
 }
 
 // middleware checks tool scopes and the stricter schema rules of tools/call (which need
@@ -374,9 +416,19 @@ func (l *Limits) middleware(admit bool) Middleware {
 	}
 }
 
-// keyFor returns the rate-limit key of a session: the principal's subject, else its
-// remote IP (key_by: ip) or session id. It is computed once per session and kept.
-func (l *Limits) keyFor(ss *Session) string {
+// keyFor returns the rate-limit key of r's caller: "sub:" and the principal's subject when
+// it authenticated, else (key_by: principal, the default, and ip) "ip:" and the remote
+// address — the transport's for this message (HTTP) or the session's peer — so that a
+// client gains nothing by opening sessions or connections; else (key_by: session, or no
+// address known) "ses:" and the session. The session's key is computed once and kept.
+func (l *Limits) keyFor(r *Request) string {
+	if p := r.principal; p != nil {
+		return "sub:" + p.Subject
+	}
+	if in := r.in; in != nil && in.remoteIP != "" && !l.cfg.KeyBySession {
+		return "ip:" + in.remoteIP
+	}
+	ss := r.Session
 	sec := ss.sec.Load()
 	if sec != nil && sec.key != "" {
 		return sec.key
@@ -385,7 +437,7 @@ func (l *Limits) keyFor(ss *Session) string {
 	switch {
 	case sec != nil && sec.principal != nil:
 		key = "sub:" + sec.principal.Subject
-	case l.cfg.KeyByIP:
+	case !l.cfg.KeyBySession:
 		if ip := remoteIP(ss); ip != "" {
 			key = "ip:" + ip
 			break

@@ -1,53 +1,60 @@
 package server
 
 import (
+	"runtime"
+	"runtime/debug"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/erlmcp/erlmcp-go/limits"
-	"github.com/erlmcp/erlmcp-go/loop"
 )
 
 // The daemon's wiring of the memory guard into loop (security.loopAdmit and the
 // OverloadHandler of lineHandler): a line still arriving when the guard turns overloaded
 // stops being buffered past loop.AdmitAbove and is answered -32004 with retryAfterMs; the
-// connection stays open and serves again once the guard recovers.
+// connection stays open and serves again once the guard recovers. The daemon is the real
+// one and the pressure is real memory: the guard's limit is set just above what the
+// process uses, then 96 MiB are allocated and held.
 func TestOverloadedMidLine(t *testing.T) {
-	var used atomic.Int64
-	lim, err := NewLimits(LimitsConfig{MemoryGuard: &limits.MemoryGuardConfig{
-		LimitBytes: 100 << 20, SampleInterval: time.Hour, KeepGoLimit: true,
-		Sample: func() int64 { return used.Load() },
-	}})
-	if err != nil {
+	d := startDaemon(t, func(st *Settings) { st.RateLimiter.Enabled = false })
+	g := d.Limits().MemoryGuard()
+	if g == nil {
+		t.Fatal("the daemon's memory guard is off by default")
+	}
+	orig, _, _ := g.Limit()
+	defer func() { g.SetLimit(orig); g.Sample() }()
+	runtime.GC()
+	g.Sample()
+	limit := max(g.InUse()+64<<20, 64<<20) // high water (0.85) well above today's use, below use + 96 MiB
+	if err := g.SetLimit(limit); err != nil {
 		t.Fatal(err)
 	}
-	defer lim.Close()
-	var scfg Config
-	lim.Install(&scfg)
-	s := newDemoServer(t, scfg)
-	sec := &security{lim: lim}
-	addr := startTCP(t, s, func(c *loop.Config) {
-		c.Handler, c.Admit, c.MaxFrameBytes = sec.lineHandler(s), sec.loopAdmit(), 10<<20
-	})
-	c := dial(t, addr)
+	c := dial(t, d.TCPAddr().String())
 	if m := c.call("ping", nil); m.Error != nil {
 		t.Fatal(m.Error.Message)
 	}
 	c.conn.Write([]byte(`{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"echo","arguments":{"text":"` + strings.Repeat("a", 32<<10)))
 	time.Sleep(50 * time.Millisecond)
-	used.Store(99 << 20)
-	lim.MemoryGuard().Sample()
+	ballast := make([]byte, 96<<20)
+	for i := range ballast {
+		ballast[i] = 1 // touched: counted as in use
+	}
+	if g.Sample().String() != "overloaded" {
+		t.Fatalf("guard %v with %d MiB in use, limit %d MiB", g.State(), g.InUse()>>20, limit>>20)
+	}
 	c.conn.Write([]byte(strings.Repeat("a", 1<<20)))
 	m := c.recv()
 	wantError(t, m, -32004, "overloaded")
-	if d := errData(t, m); d["retryAfterMs"] == nil {
-		t.Fatalf("no retryAfterMs in %v", d)
+	if dd := errData(t, m); dd["retryAfterMs"] == nil {
+		t.Fatalf("no retryAfterMs in %v", dd)
 	}
 	c.conn.Write([]byte(strings.Repeat("a", 1<<20))) // the rest of the dropped line: skipped
-	used.Store(1 << 20)
-	lim.MemoryGuard().Sample()
+	runtime.KeepAlive(ballast)
+	ballast = nil
+	runtime.GC()
+	debug.FreeOSMemory()
+	if g.Sample().String() != "normal" {
+		t.Fatalf("guard %v with %d MiB in use after freeing the ballast", g.State(), g.InUse()>>20)
+	}
 	c.conn.Write([]byte("\"}}}\n"))
 	if m := c.call("ping", nil); m.Error != nil {
 		t.Fatalf("connection after a dropped line: %s", m.Error.Message)

@@ -25,7 +25,10 @@ type healthyPinger struct {
 
 func startHealthyPinger(t *testing.T, addr string, interval time.Duration) *healthyPinger {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
+	// Another client than the attacker: another address (127.0.0.2), so another
+	// principal for the rate limiter and the session caps, as a real bystander would be.
+	dl := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	conn, err := dl.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

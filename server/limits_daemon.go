@@ -40,7 +40,7 @@ func newSecurity(st Settings, log *slog.Logger) (*security, error) {
 func (st *Settings) limitsConfig() (LimitsConfig, error) {
 	cfg := LimitsConfig{
 		RateLimit:            st.RateLimiter.config(),
-		KeyByIP:              strings.EqualFold(st.RateLimiter.KeyBy, "ip"),
+		KeyBySession:         strings.EqualFold(st.RateLimiter.KeyBy, "session"),
 		MemoryGuard:          st.MemoryGuard.config(),
 		AuthRequired:         st.Auth.Enabled,
 		Resource:             st.Auth.Resource,
@@ -155,30 +155,27 @@ func (d *Daemon) ReloadTLS() error {
 	return d.sec.tls.Reload()
 }
 
-// ReloadLimits applies the parts of st that can change while running (`erlmcp reload`):
-// the rate limiter's quotas, the memory guard's limit, and the TLS certificate, key and CA
-// bundle. Turning a limiter on or off, auth, signing keys and listener addresses need a
-// restart; a change to those is reported as an error and nothing is applied.
-func (d *Daemon) ReloadLimits(st Settings) error {
-	if err := st.Validate(); err != nil {
-		return err
-	}
-	old := d.sec.st
-	switch {
-	case st.RateLimiter.Enabled != old.RateLimiter.Enabled:
-		return errors.New("config: rate_limiter.enabled changed: restart to apply")
-	case st.MemoryGuard.Enabled != old.MemoryGuard.Enabled:
-		return errors.New("config: memory_guard.enabled changed: restart to apply")
-	case st.Transports.TLS.Enabled != old.Transports.TLS.Enabled || st.Transports.TLS.Addr != old.Transports.TLS.Addr:
-		return errors.New("config: transports.tls.enabled or addr changed: restart to apply")
-	}
-	if rl := d.sec.lim.RateLimiter(); rl != nil {
-		if err := rl.SetLimits(*st.RateLimiter.config()); err != nil {
+// reloadLimits applies the rate limiter's quotas and the memory guard's limit and water
+// marks of next to the running limits (`erlmcp reload`, nginx-style: no restart, no
+// dropped connection). Buckets are kept, so a client's current window counts against the
+// new quota. Turning either on or off, key_by and the sampling intervals need a restart
+// (Reload reports those keys as such). Nothing is applied when a value is refused.
+func (d *Daemon) reloadLimits(cur, next Settings) error {
+	if rl := d.sec.lim.RateLimiter(); rl != nil && next.RateLimiter.Enabled {
+		if err := rl.SetLimits(*next.RateLimiter.config()); err != nil {
 			return fmt.Errorf("config: rate_limiter: %w", err)
 		}
 	}
-	if g := d.sec.lim.MemoryGuard(); g != nil && st.MemoryGuard.MemoryLimitBytes != old.MemoryGuard.MemoryLimitBytes {
-		n := st.MemoryGuard.MemoryLimitBytes
+	g := d.sec.lim.MemoryGuard()
+	if g == nil || !next.MemoryGuard.Enabled {
+		return nil
+	}
+	if next.MemoryGuard.HighWater != cur.MemoryGuard.HighWater || next.MemoryGuard.LowWater != cur.MemoryGuard.LowWater {
+		if err := g.SetWater(next.MemoryGuard.HighWater, next.MemoryGuard.LowWater); err != nil {
+			return fmt.Errorf("config: memory_guard.high_water/low_water: %w", err)
+		}
+	}
+	if n := next.MemoryGuard.MemoryLimitBytes; n != cur.MemoryGuard.MemoryLimitBytes {
 		if n == 0 {
 			total, _, err := limits.DetectMemory()
 			if err != nil {
@@ -190,12 +187,6 @@ func (d *Daemon) ReloadLimits(st Settings) error {
 			return fmt.Errorf("config: memory_guard.memory_limit_bytes: %w", err)
 		}
 	}
-	if err := d.ReloadTLS(); err != nil {
-		return err
-	}
-	d.sec.st.RateLimiter, d.sec.st.MemoryGuard = st.RateLimiter, st.MemoryGuard
-	d.log.Info("limits reloaded", "max_requests_per_minute", st.RateLimiter.MaxRequestsPerMinute,
-		"max_burst", st.RateLimiter.MaxBurst, "memory_limit_bytes", st.MemoryGuard.MemoryLimitBytes)
 	return nil
 }
 
@@ -204,8 +195,8 @@ func (d *Daemon) ReloadLimits(st Settings) error {
 // line and is closed, before any session exists for it (the issue's "refuses new
 // connections"), and a line that loop stops buffering because the guard refused its growth
 // (loop.Config.Admit, see loopAdmit) is answered with -32004 on a connection that stays
-// open. HTTP connections are sniffed before Open and are refused per request by AdmitHTTP
-// instead.
+// open. HTTP connections are sniffed before Open and are refused per request at the HTTP
+// edge (Limits.httpEdge) instead.
 func (sec *security) lineHandler(s *Server) loop.Handler {
 	h := s.LineHandler()
 	if sec.lim.MemoryGuard() == nil {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/erlmcp/erlmcp-go/codec"
 	"github.com/erlmcp/erlmcp-go/limits"
@@ -11,9 +12,9 @@ import (
 // HTTP edge of the limits: what the HTTP transport calls before it decodes a body, so that
 // refusals cost nothing and carry the right status (413/429/503/401/403) and headers.
 
-// OnHTTPRateLimited sets a function called for every request refused with 429 at the HTTP
-// edge (AdmitHTTP, HTTPRateLimit), e.g. Metrics.AddRateLimited(1): those requests never
-// reach the server's Observer. Set it before serving.
+// OnHTTPRateLimited sets a function called for every HTTP response refused with 429
+// (HTTPRateLimit's plain routes, and MCP requests the core refused), e.g.
+// Metrics.AddRateLimited(1). Set it before serving.
 func (l *Limits) OnHTTPRateLimited(f func()) { l.onHTTPLimited = f }
 
 // clientIP is the rate-limit key of an HTTP request without a principal. X-Forwarded-For
@@ -58,68 +59,123 @@ func (l *Limits) HTTPRateLimit(next fasthttp.RequestHandler) fasthttp.RequestHan
 	}
 }
 
-// AdmitHTTP runs the edge checks for an MCP request (POST/GET/DELETE on /mcp) before its
-// body is decoded: memory guard (503 + Retry-After), request signature headers (401),
-// bearer token (401 with WWW-Authenticate: Bearer resource_metadata=…) and the rate limit
-// keyed by the principal's subject or else the remote IP (429 + Retry-After). When it
-// returns ok=false the response is written and the caller must return; otherwise p (nil
-// without auth) should be given to the request's session with SetPrincipal.
-//
-// Admit and the middleware still run for every JSON-RPC request on the session (memory
-// guard, scopes, schemas), but once AdmitHTTP is in use they no longer count HTTP requests
-// against the rate limit, so each is counted once.
-func (l *Limits) AdmitHTTP(ctx *fasthttp.RequestCtx) (p *Principal, ok bool) {
+// httpEdge is the HTTP transport's part of admission for a request on an MCP endpoint
+// (POST, GET and DELETE on /mcp; the legacy /sse and /message), run before the body is
+// decoded and before any session is made, so that a refused client costs nothing and gets
+// no session: the memory guard (503 + Retry-After), the bearer token of the Authorization
+// header (401 + WWW-Authenticate: Bearer resource_metadata=…, RFC 6750 and 9728) and the
+// signature headers when present (401). What it learnt goes into in for the core's
+// Admit, which checks the rest for every transport alike (a signature in params._meta
+// when there were no headers, the rate limit, session ownership). When it returns false
+// the refusal is written and the caller must return.
+func (l *Limits) httpEdge(ctx *fasthttp.RequestCtx, mcpPath string, in *inbound) bool {
+	in.remoteIP = clientIP(ctx)
 	if l == nil {
-		return nil, true
-	}
-	if !l.httpEdge.Load() {
-		l.httpEdge.Store(true)
+		return true
 	}
 	if l.guard != nil && !l.guard.Admit() {
-		e := l.OverloadedError()
 		ctx.Response.Header.Set("Retry-After", strconv.Itoa(RetryAfterSeconds(l.guard.RetryAfter())))
-		writeHTTPError(ctx, fasthttp.StatusServiceUnavailable, e)
-		return nil, false
+		writeHTTPError(ctx, fasthttp.StatusServiceUnavailable, l.OverloadedError())
+		return false
+	}
+	if l.authRequired {
+		tok := limits.BearerToken(b2str(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)))
+		p, err := l.Authenticate(ctx, tok)
+		if err != nil {
+			l.refuseUnauthorized(ctx, mcpPath, err)
+			return false
+		}
+		in.principal = p
 	}
 	if l.verifier != nil && ctx.IsPost() {
 		h := &ctx.Request.Header
-		if e := l.VerifyHTTP(string(h.Peek(limits.HeaderTimestamp)), string(h.Peek(limits.HeaderNonce)),
-			string(h.Peek(limits.HeaderSignature)), ctx.PostBody()); e != nil {
-			writeHTTPError(ctx, fasthttp.StatusUnauthorized, e)
-			return nil, false
+		ts, nonce, sig := h.Peek(limits.HeaderTimestamp), h.Peek(limits.HeaderNonce), h.Peek(limits.HeaderSignature)
+		if ts != nil || nonce != nil || sig != nil {
+			if e := l.VerifyHTTP(string(ts), string(nonce), string(sig), ctx.PostBody()); e != nil {
+				writeHTTPError(ctx, fasthttp.StatusUnauthorized, e)
+				return false
+			}
+			in.signed = true
 		}
 	}
-	if l.authRequired {
-		tok := limits.BearerToken(string(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)))
-		var err error
-		if p, err = l.Authenticate(ctx, tok); err != nil {
-			ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, l.WWWAuthenticate(err))
-			writeHTTPError(ctx, fasthttp.StatusUnauthorized, l.authError(err))
-			return nil, false
-		}
-	}
-	if l.rl != nil {
-		key := clientIP(ctx)
-		if p != nil {
-			key = "sub:" + p.Subject
-		}
-		if ok, retry, scope := l.rl.Check(key, l.now()); !ok {
-			l.refuseRateLimited(ctx, RateLimitError(l.rl.Config(), retry, scope), RetryAfterSeconds(retry))
-			return nil, false
-		}
-	}
-	return p, true
+	return true
 }
 
-// ServeProtectedResourceMetadata serves the RFC 9728 document; mount it at
-// /.well-known/oauth-protected-resource (and that path plus the resource's path). 404 when
-// auth is off.
-func (l *Limits) ServeProtectedResourceMetadata(ctx *fasthttp.RequestCtx) {
+// refuseUnauthorized writes the 401 of a request without good credentials.
+func (l *Limits) refuseUnauthorized(ctx *fasthttp.RequestCtx, mcpPath string, err error) {
+	md := l.metadataURL(ctx, mcpPath)
+	ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, wwwAuthenticate(md, err, nil))
+	writeHTTPError(ctx, fasthttp.StatusUnauthorized, l.authErrorAt(err, md))
+}
+
+// metadataURL is the RFC 9728 metadata URL clients are pointed to: the one of the
+// configured auth.resource, else the well-known URL of this request's own endpoint (scheme
+// and Host as the client used them), so discovery works without configuration.
+func (l *Limits) metadataURL(ctx *fasthttp.RequestCtx, mcpPath string) string {
+	if l.resourceMetadata != "" {
+		return l.resourceMetadata
+	}
+	return wellKnownURL(requestResource(ctx, mcpPath))
+}
+
+// requestResource is this request's MCP endpoint URL (scheme://Host/path).
+func requestResource(ctx *fasthttp.RequestCtx, mcpPath string) string {
+	scheme := "http"
+	if ctx.IsTLS() {
+		scheme = "https"
+	}
+	return scheme + "://" + string(ctx.Host()) + mcpPath
+}
+
+// refuseReply sets the status and authentication headers of a Streamable HTTP response
+// that carries one JSON-RPC error from the core's admission (code), as the MCP
+// authorization spec and RFC 6750 ask: 401 with WWW-Authenticate for missing or bad
+// credentials, 403 with error="insufficient_scope" and the scope needed, 429 and 503 with
+// Retry-After. reply is the error message, read here only on these rare paths.
+func (l *Limits) refuseReply(ctx *fasthttp.RequestCtx, mcpPath string, code codec.Code, reply []byte) {
+	var msg struct {
+		Error struct {
+			Data struct {
+				RetryAfterMs   int64    `json:"retryAfterMs"`
+				RequiredScopes []string `json:"requiredScopes"`
+				Error          string   `json:"error"`
+			} `json:"data"`
+		} `json:"error"`
+	}
+	_ = codec.Unmarshal(reply, &msg)
+	d := msg.Error.Data
+	switch code {
+	case codec.CodeUnauthorized:
+		if l != nil && l.authRequired {
+			ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, wwwAuthenticate(l.metadataURL(ctx, mcpPath), limits.ErrInvalidToken, nil))
+		}
+	case codec.CodeForbidden:
+		if l != nil && l.authRequired && len(d.RequiredScopes) > 0 {
+			ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, wwwAuthenticate(l.metadataURL(ctx, mcpPath), limits.ErrInsufficientScope, d.RequiredScopes))
+		}
+	case codec.CodeRateLimited, codec.CodeOverloaded:
+		if d.RetryAfterMs > 0 {
+			ctx.Response.Header.Set("Retry-After", strconv.Itoa(RetryAfterSeconds(time.Duration(d.RetryAfterMs)*time.Millisecond)))
+		}
+	}
+}
+
+// ServeProtectedResourceMetadata serves the RFC 9728 document of the MCP endpoint at
+// mcpPath; the HTTP transport mounts it at /.well-known/oauth-protected-resource and at
+// that path plus mcpPath when auth is on. Without auth.resource configured, the resource
+// is this request's own endpoint URL.
+func (l *Limits) ServeProtectedResourceMetadata(ctx *fasthttp.RequestCtx, mcpPath string) {
 	md := l.ProtectedResourceMetadata()
 	if md == nil {
 		ctx.Error("not found", fasthttp.StatusNotFound)
 		return
 	}
+	if md.Resource == "" {
+		c := *md
+		c.Resource = requestResource(ctx, mcpPath)
+		md = &c
+	}
+	ctx.Response.Header.Set("Cache-Control", "max-age=3600")
 	b, err := codec.Marshal(md)
 	if err != nil {
 		ctx.Error("internal error", fasthttp.StatusInternalServerError)
@@ -127,11 +183,4 @@ func (l *Limits) ServeProtectedResourceMetadata(ctx *fasthttp.RequestCtx) {
 	}
 	ctx.SetContentType("application/json")
 	ctx.SetBody(b)
-}
-
-// InsufficientScope writes 403 with WWW-Authenticate error="insufficient_scope" for a
-// tool-scope refusal (-32007) when the HTTP layer answers a single request.
-func (l *Limits) InsufficientScope(ctx *fasthttp.RequestCtx, e *codec.Error) {
-	ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, l.WWWAuthenticate(limits.ErrInsufficientScope))
-	writeHTTPError(ctx, fasthttp.StatusForbidden, e)
 }

@@ -20,10 +20,13 @@ type RateLimiterSettings struct {
 	CleanupIntervalMs    int  `yaml:"cleanup_interval_ms" json:"cleanup_interval_ms"`
 	// GlobalMaxRequestsPerMinute bounds all clients together (0: no global limit).
 	GlobalMaxRequestsPerMinute int `yaml:"global_max_requests_per_minute" json:"global_max_requests_per_minute"`
-	// KeyBy chooses what identifies a client that has not authenticated: "session" (the
-	// default: the MCP session, so many clients behind one NAT address are told apart) or
-	// "ip" (the remote address, so a client cannot gain quota by opening connections).
-	// An authenticated client is always keyed by its subject.
+	// KeyBy chooses what a quota belongs to: "principal" (the default; "ip" is the same):
+	// the authenticated subject, else the remote address, so a client gains nothing by
+	// opening sessions or connections (each initialize counts against the same quota); or
+	// "session": each MCP session (and TCP connection) of an unauthenticated client has its
+	// own quota, which tells many clients behind one NAT address apart but lets one client
+	// multiply its quota by opening sessions. An authenticated client is always keyed by
+	// its subject.
 	KeyBy string `yaml:"key_by" json:"key_by"`
 }
 
@@ -126,7 +129,7 @@ type TLSSettings struct {
 
 func defaultRateLimiter() RateLimiterSettings {
 	return RateLimiterSettings{Enabled: true, MaxRequestsPerMinute: limits.DefaultRequestsPerMinute,
-		MaxBurst: limits.DefaultMaxBurst, BurstIntervalMs: 100, CleanupIntervalMs: 60000, KeyBy: "session"}
+		MaxBurst: limits.DefaultMaxBurst, BurstIntervalMs: 100, CleanupIntervalMs: 60000, KeyBy: "principal"}
 }
 
 func defaultMemoryGuard() MemoryGuardSettings {
@@ -161,7 +164,7 @@ func (st *Settings) validateSecurity() error {
 		{rl.BurstIntervalMs < 0, "rate_limiter.burst_interval_ms", "must be ≥ 0"},
 		{rl.CleanupIntervalMs < 0, "rate_limiter.cleanup_interval_ms", "must be ≥ 0"},
 		{rl.GlobalMaxRequestsPerMinute < 0, "rate_limiter.global_max_requests_per_minute", "must be ≥ 0 (0: none)"},
-		{!oneOf(rl.KeyBy, "", "session", "ip"), "rate_limiter.key_by", "must be session or ip"},
+		{!oneOf(rl.KeyBy, "", "principal", "ip", "session"), "rate_limiter.key_by", "must be principal, ip or session"},
 		{mg.MemoryLimitBytes < 0 || (mg.MemoryLimitBytes > 0 && mg.MemoryLimitBytes < 16<<20), "memory_guard.memory_limit_bytes", "must be 0 (auto) or ≥ 16 MiB"},
 		{mg.HighWater < 0 || mg.HighWater > 1, "memory_guard.high_water", "must be in (0, 1]"},
 		{mg.LowWater < 0 || mg.LowWater > 1 || (mg.HighWater > 0 && mg.LowWater >= mg.HighWater), "memory_guard.low_water", "must be below high_water"},

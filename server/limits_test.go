@@ -71,10 +71,9 @@ func TestRateLimitTCP(t *testing.T) {
 	if ms, _ := d["retryAfterMs"].(float64); ms <= 0 || ms > 60000 || d["limit"] != 5.0 {
 		t.Fatalf("error data %v: want retryAfterMs in (0, 60000] and limit 5", d)
 	}
-	// Another connection is another session: its own quota (key_by: session).
-	if m := dial(t, addr).call("ping", nil); m.Error != nil {
-		t.Fatalf("second session refused: %s", m.Error.Message)
-	}
+	// Another connection from the same client shares its quota (key_by: principal, the
+	// default): opening sessions gains nothing.
+	wantError(t, dial(t, addr).call("ping", nil), -32003, "rate limit")
 }
 
 // TestLimitsAsMiddleware runs the admission tests with the layer installed as a single
@@ -106,14 +105,18 @@ func TestAdmitBeforeDecode(t *testing.T) {
 	wantError(t, c.waitID("1"), -32004, "overloaded")
 }
 
-func TestRateLimitKeyByIP(t *testing.T) {
-	addr, _ := limitsServer(t, LimitsConfig{RateLimit: &limits.RateLimitConfig{RequestsPerMinute: 3, MaxBurst: -1}, KeyByIP: true})
+// TestRateLimitKeyBySession: with key_by: session each connection has its own quota.
+func TestRateLimitKeyBySession(t *testing.T) {
+	addr, _ := limitsServer(t, LimitsConfig{RateLimit: &limits.RateLimitConfig{RequestsPerMinute: 3, MaxBurst: -1}, KeyBySession: true})
 	for i := 0; i < 3; i++ {
-		if m := dial(t, addr).call("ping", nil); m.Error != nil {
-			t.Fatalf("connection %d refused: %s", i, m.Error.Message)
+		c := dial(t, addr)
+		for j := 0; j < 3; j++ {
+			if m := c.call("ping", nil); m.Error != nil {
+				t.Fatalf("connection %d ping %d refused: %s", i, j, m.Error.Message)
+			}
 		}
+		wantError(t, c.call("ping", nil), -32003, "rate limit")
 	}
-	wantError(t, dial(t, addr).call("ping", nil), -32003, "rate limit")
 }
 
 func TestMemoryGuardMiddleware(t *testing.T) {

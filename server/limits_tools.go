@@ -16,7 +16,7 @@ func (l *Limits) ToolAccess(r *Request, name string) error {
 	if l == nil || !l.authRequired {
 		return nil
 	}
-	if err := l.scopes.Check(r.Session.Principal(), name); err != nil {
+	if err := l.scopes.Check(r.Principal(), name); err != nil {
 		return codec.NewError(codec.CodeForbidden, "%s", strings.TrimPrefix(err.Error(), "limits: ")).
 			WithData(map[string]any{"requiredScopes": l.scopes.Need(name), "error": "insufficient_scope"})
 	}

@@ -11,9 +11,17 @@ func (s *Server) LineHandler() loop.Handler { return lineHandler{s} }
 
 type lineHandler struct{ s *Server }
 
-// Open starts the connection's session.
+// Open starts the connection's session, counted against the session caps under the
+// peer's address. Over a cap the client gets one error line (-32004 or -32003, naming the
+// cap) and the connection is closed, before any session exists for it.
 func (h lineHandler) Open(c *loop.Conn) {
-	c.SetValue(h.s.NewSession(c.Transport(), "", c))
+	ss, err := h.s.OpenSession(c.Transport(), "", PrincipalKey(nil, addrIP(c.RemoteAddr())), c)
+	if err != nil {
+		_ = c.Send(codec.AppendError(nil, codec.NullID, asCodecError(err))) // Reply is for Frame only
+		_ = c.Close()
+		return // no session: Frame and Close ignore the connection
+	}
+	c.SetValue(ss)
 }
 
 // Frame serves one line.

@@ -331,8 +331,11 @@ func (m *Metrics) writeLive(w io.Writer) {
 		vm.WriteGaugeUint64(w, "erlmcp_tools_registered", uint64(st.Tools))
 		vm.WriteGaugeUint64(w, "erlmcp_resources_registered", uint64(st.Resources+st.ResourceTemplates))
 		vm.WriteGaugeUint64(w, "erlmcp_prompts_registered", uint64(st.Prompts))
+		vm.WriteGaugeUint64(w, "erlmcp_sessions_max", uint64(st.MaxSessions))
+		vm.WriteCounterUint64(w, "erlmcp_sessions_refused_total", st.SessionsRefused)
 	} else {
 		vm.WriteGaugeUint64(w, metricSessions, 0)
+		vm.WriteCounterUint64(w, "erlmcp_sessions_refused_total", 0)
 	}
 }
 

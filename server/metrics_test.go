@@ -215,7 +215,7 @@ func TestMetricsTCPTraffic(t *testing.T) {
 func TestMetricsHTTPTraffic(t *testing.T) {
 	d := startDaemon(t, nil)
 	if d.http == nil {
-		t.Skip("transports.http is not wired in this build")
+		t.Fatal("the daemon does not serve HTTP on the main port (transports.http is on by default)")
 	}
 	url := "http://" + d.TCPAddr().String() + "/mcp"
 	post := func(sessionID, body string) (*http.Response, []byte) {
@@ -269,17 +269,46 @@ func TestMetricsHTTPTraffic(t *testing.T) {
 	}
 }
 
-// TestMetricsHTTPEdgeRateLimited: 429s given by the limits before a body is decoded are
-// counted in erlmcp_rate_limited_total.
-func TestMetricsHTTPEdgeRateLimited(t *testing.T) {
-	d := startDaemon(t, nil)
-	if d.sec.lim.onHTTPLimited == nil {
-		t.Fatal("the daemon did not hook the HTTP-edge rate limiter to the metrics")
+// TestMetricsHTTPRateLimited: MCP requests over Streamable HTTP past the client's quota
+// are answered 429 with Retry-After and the -32003 body, and each is counted in
+// erlmcp_rate_limited_total and erlmcp_errors_total{code="rate_limited"}.
+func TestMetricsHTTPRateLimited(t *testing.T) {
+	d := startDaemon(t, func(st *Settings) {
+		// One more than the 3 below: startDaemon's warm-up ping over TCP comes from the same
+		// address, and a client's quota is its own on every transport.
+		st.RateLimiter.MaxRequestsPerMinute = 4
+		st.RateLimiter.MaxBurst = 4
+	})
+	url := "http://" + d.TCPAddr().String() + "/mcp"
+	body := `{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}`
+	limited := 0
+	for i := range 6 {
+		req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("MCP-Protocol-Version", "2026-07-28")
+		req.Header.Set("Mcp-Method", "tools/list")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		switch {
+		case i < 3 && resp.StatusCode != 200:
+			t.Fatalf("request %d within the quota: %d %s", i, resp.StatusCode, b)
+		case i >= 3 && (resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(b), `"code":-32003`)):
+			t.Fatalf("request %d over the quota: %d Retry-After %q %s", i, resp.StatusCode, resp.Header.Get("Retry-After"), b)
+		case i >= 3:
+			limited++
+		}
 	}
-	d.sec.lim.onHTTPLimited()
 	fams, _ := scrape(t, d)
-	if got := value(t, fams, "erlmcp_rate_limited_total"); got != 1 {
-		t.Fatalf("rate limited = %v, want 1", got)
+	if got := value(t, fams, "erlmcp_rate_limited_total"); got != float64(limited) {
+		t.Fatalf("rate limited = %v, want %d", got, limited)
+	}
+	if got := value(t, fams, "erlmcp_errors_total", "code", "rate_limited"); got != float64(limited) {
+		t.Fatalf("errors{rate_limited} = %v, want %d", got, limited)
 	}
 }
 
@@ -291,7 +320,7 @@ func TestPingRateLimited(t *testing.T) {
 		st.RateLimiter.MaxBurst = 5
 	})
 	if d.http == nil {
-		t.Skip("transports.http is not wired in this build")
+		t.Fatal("the daemon does not serve HTTP on the main port (transports.http is on by default)")
 	}
 	base := "http://" + d.TCPAddr().String()
 	codes := map[int]int{}

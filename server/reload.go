@@ -30,13 +30,20 @@ type KeyChange struct {
 	New string `json:"new"`
 }
 
-// liveKeys are the keys (or key prefixes, ending in '.') Reload applies without a restart.
-var liveKeys = []string{"logging.level", "server.disabled_tools"}
+// liveKeys are the keys Reload applies without a restart: the log level, disabled tools,
+// the rate limiter's quotas and the memory guard's limit and water marks (nginx-style: no
+// restart, no connection dropped). Turning the limiter or the guard on or off, key_by and
+// sampling intervals need a restart.
+var liveKeys = []string{"logging.level", "server.disabled_tools",
+	"rate_limiter.max_requests_per_minute", "rate_limiter.max_burst", "rate_limiter.burst_interval_ms",
+	"rate_limiter.global_max_requests_per_minute",
+	"memory_guard.memory_limit_bytes", "memory_guard.high_water", "memory_guard.low_water"}
 
 // Reload re-reads the config file the daemon was started with (SetConfigSource; the
 // environment and -set overrides apply again), applies what can change live — the log
-// level, server.disabled_tools and the TLS certificates — and reports the other changed
-// keys as needing a restart. A file that does not load or validate changes nothing.
+// level, server.disabled_tools, the rate limiter's quotas, the memory guard's limit and
+// water marks (liveKeys) and the TLS certificates — and reports the other changed keys as
+// needing a restart. A file that does not load or validate changes nothing.
 func (d *Daemon) Reload() (ReloadReport, error) {
 	d.ops.mu.Lock()
 	path, sets := d.ops.cfgPath, d.ops.sets
@@ -67,10 +74,14 @@ func (d *Daemon) Reload() (ReloadReport, error) {
 	if err != nil {
 		return rep, fmt.Errorf("reload: %w", err)
 	}
+	limitsChanged := false
 	for _, c := range changes {
-		if !isLiveKey(c.Key) {
+		if !isLiveKey(c.Key) || !liveInThisProcess(cur, c.Key) {
 			rep.Restart = append(rep.Restart, c)
 			continue
+		}
+		if strings.HasPrefix(c.Key, "rate_limiter.") || strings.HasPrefix(c.Key, "memory_guard.") {
+			limitsChanged = true
 		}
 		switch {
 		case c.Key == "logging.level":
@@ -80,6 +91,16 @@ func (d *Daemon) Reload() (ReloadReport, error) {
 			// applied once below, for the whole list
 		}
 		rep.Applied = append(rep.Applied, c)
+	}
+	if limitsChanged {
+		if err := d.reloadLimits(cur, next); err != nil {
+			return rep, fmt.Errorf("reload: %w (limits unchanged)", err)
+		}
+		cur.RateLimiter = keepLive(cur.RateLimiter, next.RateLimiter)
+		cur.MemoryGuard.MemoryLimitBytes = next.MemoryGuard.MemoryLimitBytes
+		cur.MemoryGuard.HighWater, cur.MemoryGuard.LowWater = next.MemoryGuard.HighWater, next.MemoryGuard.LowWater
+		d.log.Info("limits reloaded", "max_requests_per_minute", next.RateLimiter.MaxRequestsPerMinute,
+			"max_burst", next.RateLimiter.MaxBurst, "memory_limit_bytes", next.MemoryGuard.MemoryLimitBytes)
 	}
 	if !equalStrings(cur.Server.DisabledTools, next.Server.DisabledTools) {
 		rep.Warnings = append(rep.Warnings, d.applyDisabledTools(next.Server.DisabledTools)...)
@@ -97,6 +118,26 @@ func (d *Daemon) Reload() (ReloadReport, error) {
 	d.ops.mu.Unlock()
 	d.log.Info("config reloaded", "config", rep.Config, "applied", len(rep.Applied), "restart_required", len(rep.Restart))
 	return rep, nil
+}
+
+// liveInThisProcess reports whether a live key can change in the running process: the
+// limiter's and the guard's keys only while that limiter or guard runs (one started
+// off is turned on by a restart).
+func liveInThisProcess(cur Settings, key string) bool {
+	switch {
+	case strings.HasPrefix(key, "rate_limiter."):
+		return cur.RateLimiter.Enabled
+	case strings.HasPrefix(key, "memory_guard."):
+		return cur.MemoryGuard.Enabled
+	}
+	return true
+}
+
+// keepLive returns cur with the live rate-limiter keys of next.
+func keepLive(cur, next RateLimiterSettings) RateLimiterSettings {
+	cur.MaxRequestsPerMinute, cur.MaxBurst, cur.BurstIntervalMs = next.MaxRequestsPerMinute, next.MaxBurst, next.BurstIntervalMs
+	cur.GlobalMaxRequestsPerMinute = next.GlobalMaxRequestsPerMinute
+	return cur
 }
 
 func isLiveKey(key string) bool {

@@ -31,6 +31,8 @@ type Request struct {
 	Transport string
 
 	out           Output
+	in            *inbound        // what the transport knew of the message (nil: a line transport)
+	principal     *Principal      // who sent it, as admission found (nil without auth)
 	progressToken json.RawMessage // params._meta.progressToken, owned
 	meta          *requestMeta
 	version       protoVersion // protocol version that applies to this request
@@ -60,6 +62,22 @@ func getRequest() *Request { return requestPool.Get().(*Request) }
 func (r *Request) release() {
 	*r = Request{}
 	requestPool.Put(r)
+}
+
+// statelessEra reports whether r is a request of the stateless era (2026-07-28): its own
+// params._meta names that protocol version. Only such requests live outside a session's
+// lifecycle; any other _meta (a progress token, an empty object) changes nothing.
+func (r *Request) statelessEra() bool {
+	return r.meta != nil && parseVersion(r.meta.ProtocolVersion) >= proto20260728
+}
+
+// Principal returns who sent the request, as admission authenticated it (the request's own
+// credentials, else its session's), or nil when auth is off or the method is exempt (ping).
+func (r *Request) Principal() *Principal {
+	if r.principal != nil {
+		return r.principal
+	}
+	return r.Session.Principal()
 }
 
 // ProtocolVersion returns the protocol version that applies to this request.

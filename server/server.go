@@ -21,10 +21,8 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -79,6 +77,12 @@ type Config struct {
 	Admit func(r *Request) error `json:"-"`
 	// Observer, when set, is told about every request served (metrics, tracing).
 	Observer Observer `json:"-"`
+	// MaxSessions bounds the sessions transports open with OpenSession (TCP, TLS and stdio
+	// connections, Streamable HTTP and legacy SSE sessions); 0: no bound.
+	MaxSessions int `json:"max_sessions"`
+	// MaxSessionsPerPrincipal bounds those sessions per principal (authenticated subject,
+	// else client address); 0: no bound.
+	MaxSessionsPerPrincipal int `json:"max_sessions_per_principal"`
 }
 
 const (
@@ -148,6 +152,7 @@ type Server struct {
 	completions atomic.Pointer[CompletionHandler]
 
 	sessions sessionTable
+	caps     sessionCaps
 	subs     subscriptions
 
 	// cluster is cluster mode's side (cluster.go); nil when off, which every hook checks
@@ -162,7 +167,6 @@ type Server struct {
 	handle Handler
 
 	closing atomic.Bool
-	closeMu sync.Mutex
 }
 
 // New returns a Server configured by cfg (copied).
@@ -177,6 +181,7 @@ func New(cfg Config) *Server {
 		stateKey: newStateKey(),
 	}
 	s.sessions.init()
+	s.caps.init(cfg.MaxSessions, cfg.MaxSessionsPerPrincipal)
 	var h Handler = s.route
 	for i := len(cfg.Middleware) - 1; i >= 0; i-- {
 		h = cfg.Middleware[i](h)
@@ -201,6 +206,10 @@ type Stats struct {
 	WorkersRunning    int
 	WorkersQueued     int
 	Subscriptions     int
+	// SessionsRefused counts sessions OpenSession refused over a session cap.
+	SessionsRefused uint64
+	// MaxSessions is Config.MaxSessions (0: no bound).
+	MaxSessions int
 }
 
 // Stats returns counts of sessions, registered entries and busy workers.
@@ -215,11 +224,10 @@ func (s *Server) Stats() Stats {
 		WorkersRunning:    running,
 		WorkersQueued:     queued,
 		Subscriptions:     s.subs.len(),
+		SessionsRefused:   s.caps.refused.Load(),
+		MaxSessions:       s.cfg.MaxSessions,
 	}
 }
-
-// ErrShuttingDown is returned for work submitted after Shutdown began.
-var ErrShuttingDown = errors.New("server: shutting down")
 
 // Shutdown stops taking slow work and waits for the work in flight to finish, or for ctx.
 // Transports are shut down by their owners first, so no new frames arrive. Idempotent.

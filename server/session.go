@@ -46,6 +46,7 @@ type Session struct {
 	lastActive atomic.Int64               // unix seconds of the last message
 	sec        atomic.Pointer[sessionSec] // principal and rate-limit key (auth.go)
 	seq        uint64                     // creation order; shards anonymous sessions
+	capKey     string                     // principal key counted by the session caps (OpenSession); "" if none
 }
 
 // sessionExt is what a session has only once it does more than sit idle: requests in
@@ -228,6 +229,7 @@ func (ss *Session) Close() {
 		ss.srv.subs.remove(uri, ss)
 	}
 	ss.srv.sessions.remove(ss)
+	ss.srv.caps.put(ss.capKey)
 }
 
 // Notify sends a notification to the client on the session's own channel.

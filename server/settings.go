@@ -61,6 +61,16 @@ type ServerSettings struct {
 	// ControlSocket is the admin CLI's unix socket (mode 0600; control.go). Empty means
 	// $XDG_RUNTIME_DIR/erlmcp.sock, else /tmp/erlmcp-$UID/erlmcp.sock.
 	ControlSocket string `yaml:"control_socket" json:"control_socket"`
+	// MaxSessions bounds the sessions held at once (TCP, TLS and stdio connections,
+	// Streamable HTTP and legacy SSE sessions); a client over it is refused with -32004
+	// (HTTP 503) and counted in erlmcp_sessions_refused_total. 0: no bound. The default is
+	// twice the 100K sessions a tuned box is sized for (tuning/README.md).
+	MaxSessions int `yaml:"max_sessions" json:"max_sessions"`
+	// MaxSessionsPerPrincipal bounds the sessions of one principal (the authenticated
+	// subject, else the client's address): -32003 (HTTP 429) over it. 0: no bound. The
+	// default is above the 12.5K a 100K load test puts on each of its 8 loopback source
+	// addresses (bench --source-ips 127.0.0.1-127.0.0.8).
+	MaxSessionsPerPrincipal int `yaml:"max_sessions_per_principal" json:"max_sessions_per_principal"`
 	// DisabledTools are tool names hidden from tools/list and refused by tools/call;
 	// `erlmcp reload` applies changes live.
 	DisabledTools []string `yaml:"disabled_tools" json:"disabled_tools"`
@@ -115,14 +125,16 @@ type LoggingSettings struct {
 func DefaultSettings() Settings {
 	return Settings{
 		Server: ServerSettings{
-			Name:                   "erlmcp",
-			Profile:                "development",
-			Demo:                   true,
-			PageSize:               100,
-			Workers:                256,
-			WorkerQueue:            4096,
-			ShutdownTimeoutMs:      30000,
-			ClientRequestTimeoutMs: 60000,
+			Name:                    "erlmcp",
+			Profile:                 "development",
+			Demo:                    true,
+			PageSize:                100,
+			Workers:                 256,
+			WorkerQueue:             4096,
+			ShutdownTimeoutMs:       30000,
+			ClientRequestTimeoutMs:  60000,
+			MaxSessions:             200000,
+			MaxSessionsPerPrincipal: 16384,
 		},
 		Transports: TransportSettings{
 			TCP: TCPSettings{
@@ -254,6 +266,8 @@ func (st *Settings) Validate() error {
 		{st.Server.WorkerQueue < 0, "server.worker_queue", "must be ≥ 0"},
 		{st.Server.ShutdownTimeoutMs < 0, "server.shutdown_timeout_ms", "must be ≥ 0"},
 		{st.Server.ClientRequestTimeoutMs < 1, "server.client_request_timeout_ms", "must be ≥ 1"},
+		{st.Server.MaxSessions < 0, "server.max_sessions", "must be ≥ 0 (0: no bound)"},
+		{st.Server.MaxSessionsPerPrincipal < 0, "server.max_sessions_per_principal", "must be ≥ 0 (0: no bound)"},
 		{st.Transports.TCP.Enabled && st.Transports.TCP.Addr == "", "transports.tcp.addr", "must be host:port"},
 		{st.Transports.TCP.ReadTimeoutMs < 0, "transports.tcp.read_timeout_ms", "must be ≥ 0"},
 		{st.Transports.TCP.WriteTimeoutMs < 0, "transports.tcp.write_timeout_ms", "must be ≥ 0"},

@@ -82,8 +82,9 @@ func (h *HTTP) isStateless(ctx *fasthttp.RequestCtx, m *codec.Message) bool {
 	return bytes.Contains(m.Params, []byte(metaProtocolVersion))
 }
 
-// serveStateless serves one 2026-07-28 message on a throwaway session.
-func (h *HTTP) serveStateless(ctx *fasthttp.RequestCtx, m *codec.Message, okJSON, okSSE bool) {
+// serveStateless serves one 2026-07-28 message on a throwaway session; edge is what the
+// HTTP edge learnt of the POST (principal, signature, peer).
+func (h *HTTP) serveStateless(ctx *fasthttp.RequestCtx, m *codec.Message, okJSON, okSSE bool, edge *inbound) {
 	if m.Kind == codec.KindNotification || m.Kind == codec.KindResponse || m.Kind == codec.KindError {
 		ctx.SetStatusCode(fasthttp.StatusAccepted)
 		return
@@ -172,6 +173,7 @@ func (h *HTTP) serveStateless(ctx *fasthttp.RequestCtx, m *codec.Message, okJSON
 		initialized: true, ready: true, stateless: true,
 		clientCaps: p.Meta.ClientCapabilities, clientInfo: p.Meta.ClientInfo, logLevel: p.Meta.LogLevel.severity()}
 	out := &sc.out
+	out.in = *edge
 	out.setTraceHeaders(ctx)
 	out.meta = meta
 	if meta != nil && m.Method == MethodToolsCall {
@@ -195,7 +197,7 @@ func (h *HTTP) serveStateless(ctx *fasthttp.RequestCtx, m *codec.Message, okJSON
 			out.mrtr.answers[k] = v
 		}
 	}
-	h.srv.handleMessage(ss, m, out)
+	h.srv.handleMessage(ss, m, out, &out.in)
 	h.respond(ctx, out, nil, okJSON, okSSE, false, true, ss)
 }
 
@@ -209,15 +211,7 @@ type statelessReq struct {
 }
 
 // servesStateless reports whether method is served in the stateless era.
-func (s *Server) servesStateless(method string) bool {
-	if methods[method] != nil {
-		return true
-	}
-	return extraStatelessMethods[method]
-}
-
-// extraStatelessMethods are served by extensions registered outside the methods table.
-var extraStatelessMethods = map[string]bool{}
+func (s *Server) servesStateless(method string) bool { return methods[method] != nil }
 
 func supportedVersions() []string {
 	return []string{Version20260728, Version20251125, Version20250618, Version20250326, Version20241105}
@@ -346,33 +340,34 @@ func argString(raw json.RawMessage) string {
 	return string(raw)
 }
 
-// statelessStatus maps a stateless JSON reply to its HTTP status.
-func statelessStatus(b []byte) int {
-	i := bytes.Index(b, []byte(`"error":{"code":`))
-	if i < 0 {
-		return fasthttp.StatusOK
-	}
-	j := i + len(`"error":{"code":`)
-	k := j
-	for k < len(b) && (b[k] == '-' || (b[k] >= '0' && b[k] <= '9')) {
-		k++
-	}
-	n, err := strconv.Atoi(string(b[j:k]))
-	if err != nil {
-		return fasthttp.StatusOK
-	}
-	switch c := codec.Code(n); c {
+// statelessStatus maps the error code of a stateless JSON reply to its HTTP status: the
+// 2026-07-28 transport answers protocol errors with 4xx, and our admission codes with
+// their own (codec's table: 401, 403, 413, 429, 503).
+func statelessStatus(c codec.Code) int {
+	switch c {
 	case codec.CodeMethodNotFound:
 		return fasthttp.StatusNotFound
 	case codec.CodeInvalidParams, codec.CodeInvalidRequest, codec.CodeParseError, codeHeaderMismatch, codeMissingClientCap, codeUnsupportedProtoVersn:
 		return fasthttp.StatusBadRequest
-	default:
-		if st := c.HTTPStatus(); st != 0 {
-			return st
-		}
+	}
+	return c.HTTPStatus()
+}
+
+// sessionStatus maps the error code of a session-era JSON reply to its HTTP status. A
+// session-era error travels in a 200 response, except the refusals of admission, which the
+// MCP authorization spec and HTTP clients expect as statuses: 401 (with WWW-Authenticate),
+// 403, 413, 429 and 503 (with Retry-After).
+func sessionStatus(c codec.Code) int {
+	switch c {
+	case codec.CodeUnauthorized, codec.CodeBadSignature, codec.CodeForbidden, codec.CodeRateLimited,
+		codec.CodeOverloaded, codec.CodeShuttingDown, codec.CodeMessageTooLarge:
+		return c.HTTPStatus()
 	}
 	return fasthttp.StatusOK
 }
+
+// errorCode is codec.ErrorCode: the code of an encoded error reply.
+func errorCode(msg []byte) (codec.Code, bool) { return codec.ErrorCode(msg) }
 
 // ---- results of the stateless era ----------------------------------------------------
 

@@ -349,26 +349,43 @@ func TestOpenSSLHandshake(t *testing.T) {
 	}
 }
 
+// TestDaemonReloadLimits: `erlmcp reload` (the control socket's reload, which re-reads the
+// config file) applies the rate limiter's quota and the memory guard's limit live; turning
+// the limiter off is reported as needing a restart and changes nothing.
 func TestDaemonReloadLimits(t *testing.T) {
-	d := startSecDaemon(t, func(st *Settings) { st.RateLimiter.MaxRequestsPerMinute = 2 })
+	cfg := filepath.Join(t.TempDir(), "erlmcp.yaml")
+	write := func(body string) {
+		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("rate_limiter:\n  max_requests_per_minute: 2\n  max_burst: 100\n")
+	d, sock := startControlDaemon(t, cfg)
 	c := dial(t, d.TCPAddr().String())
 	c.call("ping", nil)
 	c.call("ping", nil)
 	wantError(t, c.call("ping", nil), -32003, "2 requests per minute")
-	st := d.sec.st
-	st.RateLimiter.MaxRequestsPerMinute = 10
-	st.MemoryGuard.MemoryLimitBytes = 1 << 30
-	if err := d.ReloadLimits(st); err != nil {
-		t.Fatal(err)
+
+	write("rate_limiter:\n  max_requests_per_minute: 10\n  max_burst: 100\nmemory_guard:\n  memory_limit_bytes: 1073741824\n  high_water: 0.9\n")
+	var rep ReloadReport
+	controlOK(t, sock, "reload", &rep)
+	if len(rep.Restart) != 0 || len(rep.Applied) != 3 {
+		t.Fatalf("reload report: %+v", rep)
 	}
 	if m := c.call("ping", nil); m.Error != nil {
 		t.Fatalf("after raising the quota: %s", m.Error.Message)
 	}
-	if l, _, _ := d.Limits().MemoryGuard().Limit(); l != 1<<30 {
-		t.Fatalf("memory limit %d", l)
+	if l, high, _ := d.Limits().MemoryGuard().Limit(); l != 1<<30 || high != int64(float64(l)*0.9) {
+		t.Fatalf("memory limit %d, high-water mark %d", l, high)
 	}
-	st.RateLimiter.Enabled = false
-	if err := d.ReloadLimits(st); err == nil || !strings.Contains(err.Error(), "restart") {
-		t.Fatalf("disabling the limiter live: %v", err)
+
+	write("rate_limiter:\n  enabled: false\n  max_requests_per_minute: 10\n  max_burst: 100\nmemory_guard:\n  memory_limit_bytes: 1073741824\n  high_water: 0.9\n")
+	rep = ReloadReport{}
+	controlOK(t, sock, "reload", &rep)
+	if len(rep.Restart) != 1 || rep.Restart[0].Key != "rate_limiter.enabled" || len(rep.Applied) != 0 {
+		t.Fatalf("reload report: %+v", rep)
+	}
+	if d.Limits().RateLimiter() == nil {
+		t.Fatal("the rate limiter was turned off by a reload")
 	}
 }
