@@ -42,6 +42,7 @@ unit:
 	$(MAKE) flood
 	bash tuning/preflight_test.sh
 	bash deploy/test/deploy_test.sh
+	bash deploy/test/prometheus_test.sh
 	bash bench/smoke.sh
 
 # The memory-guard flood (200 connections x 10 MiB against a 512 MiB limit, loopback,

@@ -103,6 +103,7 @@ func (d *Daemon) startObservability() error {
 		d.HandleHTTP(path, h)
 	}
 	if m := o.metrics; m != nil {
+		m.Precreate(d.servedTransports()...)
 		m.WatchServer(d.srv)
 		if d.tcp != nil {
 			m.WatchListener("tcp", d.tcp)
@@ -121,6 +122,24 @@ func (d *Daemon) startObservability() error {
 	}
 	o.ready.Set(ReasonStarting, false)
 	return nil
+}
+
+// servedTransports are the transport labels the daemon's requests can carry: tcp (lines on
+// the main port), tls (lines on the TLS port) and http (Streamable HTTP and legacy SSE,
+// sniffed on either port). stdio (`erlmcp stdio`) starts no metrics listener.
+func (d *Daemon) servedTransports() []string {
+	tr := d.st.Transports
+	var out []string
+	if tr.TCP.Enabled {
+		out = append(out, "tcp")
+	}
+	if tr.TLS.Enabled {
+		out = append(out, "tls")
+	}
+	if tr.HTTP.Enabled && (tr.TCP.Enabled || tr.TLS.Enabled) {
+		out = append(out, "http")
+	}
+	return out
 }
 
 // stopObservability stops the metrics listener and flushes spans. Called by Shutdown

@@ -113,6 +113,9 @@ func (d *Daemon) startSecurity() error {
 		return err
 	}
 	sec.tls = ln
+	if m := d.obs.metrics; m != nil {
+		m.WatchTLS(ln) // connections and erlmcp_tls_certificate_expiry_timestamp_seconds
+	}
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()

@@ -72,8 +72,8 @@ var clientNotifications = []string{
 	NotificationRootsListChanged, NotificationElicitationComplete,
 }
 
-// methodSeries holds the metric pointers of one (method, transport) pair, created on
-// first use so that only the pairs seen are exposed.
+// methodSeries holds the metric pointers of one (method, transport) pair, created by
+// Precreate for the pairs the daemon serves and on first use for any other.
 type methodSeries struct {
 	requests *vm.Counter
 	latency  *vm.PrometheusHistogram
@@ -87,9 +87,14 @@ type methodSeries struct {
 // mutex: nothing allocates and no lock is shared between different (method, transport)
 // pairs. Errors add one more read-only map lookup (codec.Code.Name) and a sync.Map load.
 //
-// Gauges of live state (connections, sessions, workers) and the byte counters of loop
-// listeners are computed when scraped, from the sources given to WatchServer and
-// WatchListener.
+// Gauges of live state (connections, sessions, workers, the TLS certificate's expiry) and
+// the byte counters of loop listeners are computed when scraped, from the sources given to
+// WatchServer, WatchListener and WatchTLS.
+//
+// Series exist before their first event (Prometheus' convention, so that rate() and the
+// dashboards see zeros rather than nothing on a fresh node): the error counter of every
+// code in codec's table at NewMetrics, the request and latency series of every method of
+// the dispatch table at Precreate.
 //
 // erlmcp_errors_total is labelled by code *name* (codec.Code.Name: "rate_limited",
 // "method_not_found", ...; "other" for codes not in codec's table): names read better on
@@ -108,9 +113,10 @@ type Metrics struct {
 	// bytes added by transports that loop does not count (HTTP bodies), by transport.
 	bytesIn, bytesOut [nTransports]atomic.Uint64
 
-	mu        sync.Mutex // guards srv and listeners (written rarely, read at scrape)
+	mu        sync.Mutex // guards srv, listeners and tls (written rarely, read at scrape)
 	srv       *Server
 	listeners []watchedListener
+	tls       *TLSListener
 
 	httpSrv *fasthttp.Server
 	ln      net.Listener
@@ -173,6 +179,27 @@ func (m *Metrics) RequestDone(transport, method string, code codec.Code, elapsed
 		m.errorCounter(code.Name()).Inc()
 		if code == codec.CodeRateLimited {
 			m.rateLimited.Inc()
+		}
+	}
+}
+
+// Precreate makes the request counter and latency histogram of every method in the
+// dispatch table exist, at zero, for each of transports (the daemon passes the ones it
+// serves: tcp, http, tls). A fresh node then answers the seed's
+// `curl :9090/metrics | grep -E "erlmcp_(requests|errors|latency)_"` with every series,
+// and rate() over a series counts its first request (a series born at its first increment
+// loses it).
+//
+// Cardinality: each (method, transport) pair is 22 series (1 counter, and 18 buckets,
+// +Inf, _sum and _count of the histogram); the 17 methods of the dispatch table make 374
+// series per transport, 748 for the default daemon (tcp and http). Client notifications,
+// "none" and "other" are still created on first use. The request path does not change:
+// RequestDone finds the same pointer it would have created. Safe to call more than once
+// and concurrently with RequestDone.
+func (m *Metrics) Precreate(transports ...string) {
+	for _, t := range transports {
+		for name := range methods {
+			m.seriesFor(name, t)
 		}
 	}
 }
@@ -282,13 +309,31 @@ func (m *Metrics) WatchListener(transport string, ln *loop.Server) {
 	m.mu.Unlock()
 }
 
+// WatchTLS makes the scrape report t's connections (erlmcp_connections_active{transport="tls"},
+// lines and HTTP over TLS alike) and the expiry of the certificate new handshakes use, as
+// erlmcp_tls_certificate_expiry_timestamp_seconds (Unix seconds of its NotAfter; it follows
+// TLSListener.Reload). Alert on it minus time() (deploy/prometheus/erlmcp-rules.yml).
+func (m *Metrics) WatchTLS(t *TLSListener) {
+	m.mu.Lock()
+	m.tls = t
+	m.mu.Unlock()
+}
+
+// metricTLSExpiry is the NotAfter of the TLS listener's certificate.
+const metricTLSExpiry = "erlmcp_tls_certificate_expiry_timestamp_seconds"
+
 // writeLive writes the gauges and counters read from live state at scrape time.
 func (m *Metrics) writeLive(w io.Writer) {
 	var conns, in, out [nTransports]uint64
 	m.mu.Lock()
 	srv := m.srv
 	lns := m.listeners
+	tl := m.tls
 	m.mu.Unlock()
+	if tl != nil {
+		conns[transportIndex("tls")] += uint64(tl.Conns())
+		vm.WriteGaugeUint64(w, metricTLSExpiry, uint64(max(tl.NotAfter().Unix(), 0)))
+	}
 	httpIdx := transportIndex("http")
 	for _, l := range lns {
 		st := l.ln.Stats()

@@ -6,6 +6,8 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -210,6 +212,65 @@ func TestMetricsTCPTraffic(t *testing.T) {
 	}
 }
 
+// TestMetricsPrecreated is issue 13.6 on a fresh daemon: before any request, the seed's
+// `curl :9090/metrics | grep -E "erlmcp_(requests|errors|latency)_"` shows the request
+// counter and latency histogram of every method of the dispatch table for every transport
+// the daemon serves (at zero), and none for the transports it does not serve.
+func TestMetricsPrecreated(t *testing.T) {
+	p := newPKI(t)
+	for _, tc := range []struct {
+		name  string
+		tweak func(*Settings)
+		want  []string
+	}{
+		{"default", func(*Settings) {}, []string{"tcp", "http"}},
+		{"http=off", func(st *Settings) { st.Transports.HTTP.Enabled = false }, []string{"tcp"}},
+		{"tls=on", func(st *Settings) {
+			st.Transports.TLS = TLSSettings{Enabled: true, Addr: "127.0.0.1:0", CertFile: p.certFile, KeyFile: p.keyFile,
+				MinVersion: "1.3", Verify: "verify_none"}
+		}, []string{"tcp", "tls", "http"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := startSecDaemon(t, tc.tweak)
+			fams, text := scrape(t, d)
+			seen := map[string]int{} // the seed's grep, by family prefix
+			for _, line := range strings.Split(text, "\n") {
+				if m := seedMetricsGrep.FindStringSubmatch(line); m != nil && !strings.HasPrefix(line, "#") {
+					seen[m[1]]++
+				}
+			}
+			for _, prefix := range []string{"requests", "errors", "latency"} {
+				if seen[prefix] == 0 {
+					t.Errorf("grep -E \"erlmcp_(requests|errors|latency)_\" finds no erlmcp_%s_ line on a fresh daemon", prefix)
+				}
+			}
+			for name := range methods {
+				for _, tr := range tc.want {
+					if s := fams[metricRequests].find("method", name, "transport", tr); s == nil || s.value != 0 {
+						t.Errorf("fresh daemon: %s{method=%q,transport=%q} = %+v, want a 0 series", metricRequests, name, tr, s)
+					}
+					if h := fams[metricLatency].find("method", name, "transport", tr); h == nil || h.value != 0 || len(h.buckets) != len(LatencyBuckets)+1 {
+						t.Errorf("fresh daemon: %s{method=%q,transport=%q} = %+v, want an empty histogram", metricLatency, name, tr, h)
+					}
+				}
+			}
+			if got, want := len(fams[metricRequests].samples), len(methods)*len(tc.want); got != want {
+				t.Errorf("%d %s series, want %d (%d methods x %v)", got, metricRequests, want, len(methods), tc.want)
+			}
+			for _, s := range fams[metricRequests].samples {
+				if !slices.Contains(tc.want, s.labels["transport"]) {
+					t.Errorf("series for a transport the daemon does not serve: %v", s.labels)
+				}
+			}
+			t.Logf("transports %v: %d erlmcp_requests_total + erlmcp_latency_seconds series, %d erlmcp_errors_total",
+				tc.want, seen["requests"]+seen["latency"], seen["errors"])
+		})
+	}
+}
+
+// seedMetricsGrep is the seed's section 4.2 check, grep -E "erlmcp_(requests|errors|latency)_".
+var seedMetricsGrep = regexp.MustCompile(`erlmcp_(requests|errors|latency)_`)
+
 // TestMetricsHTTPTraffic drives Streamable HTTP requests (POST /mcp on the main port) and
 // reads their counters.
 func TestMetricsHTTPTraffic(t *testing.T) {
@@ -402,12 +463,46 @@ func TestMetricsConcurrentFirstUse(t *testing.T) {
 	}
 }
 
+// BenchmarkMetricsRequestDone is the Observer's cost per request, with the series made on
+// first use (precreated=false) and by Precreate at start (true, what the daemon does): the
+// same pointer load either way.
 func BenchmarkMetricsRequestDone(b *testing.B) {
-	m := NewMetrics("b")
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			m.RequestDone("tcp", "tools/call", 0, 300*time.Microsecond)
-		}
-	})
+	for _, pre := range []bool{false, true} {
+		b.Run(fmt.Sprintf("precreated=%v", pre), func(b *testing.B) {
+			m := NewMetrics("b")
+			if pre {
+				m.Precreate("tcp", "http")
+			}
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					m.RequestDone("tcp", "tools/call", 0, 300*time.Microsecond)
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkMetricsScrape is the cost of one /metrics body (the erlmcp_* set, Go runtime and
+// process metrics) with the request and latency series pre-created for no transport (as
+// before issue 13.6: series appear on first use), for the default daemon's tcp and http,
+// and with tls as well. Scrapes happen every 15 s or so, not per request.
+func BenchmarkMetricsScrape(b *testing.B) {
+	for _, tc := range []struct {
+		name       string
+		transports []string
+	}{{"none", nil}, {"tcp,http", []string{"tcp", "http"}}, {"tcp,tls,http", []string{"tcp", "tls", "http"}}} {
+		b.Run("precreated="+tc.name, func(b *testing.B) {
+			m := NewMetrics("b")
+			m.Precreate(tc.transports...)
+			var buf bytes.Buffer
+			m.WritePrometheus(&buf)
+			b.SetBytes(int64(buf.Len()))
+			b.ReportAllocs()
+			for b.Loop() {
+				buf.Reset()
+				m.WritePrometheus(&buf)
+			}
+		})
+	}
 }

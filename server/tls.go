@@ -67,7 +67,10 @@ type TLSListener struct {
 	cfg  TLSConfig
 	ln   net.Listener
 	conf atomic.Pointer[tls.Config] // what new handshakes use; Reload swaps it
-	log  *slog.Logger
+	// notAfter is the expiry (Unix seconds) of conf's certificate, for
+	// erlmcp_tls_certificate_expiry_timestamp_seconds; stored with conf.
+	notAfter atomic.Int64
+	log      *slog.Logger
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -99,7 +102,7 @@ func ListenTLS(cfg TLSConfig) (*TLSListener, error) {
 	if err != nil {
 		return nil, err
 	}
-	t.conf.Store(conf)
+	t.use(conf)
 	ln, err := listenInherited(roleTLS, "tcp", cfg.Addr) // handed over at an upgrade (upgrade.go)
 	if err != nil {
 		return nil, fmt.Errorf("transports.tls: listening on %s: %w", cfg.Addr, err)
@@ -118,6 +121,11 @@ func (t *TLSListener) load() (*tls.Config, error) {
 	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("transports.tls: loading tls_certfile %s and tls_keyfile %s: %w", c.CertFile, c.KeyFile, err)
+	}
+	if cert.Leaf == nil { // GODEBUG=x509keypairleaf=0 leaves it unparsed
+		if cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+			return nil, fmt.Errorf("transports.tls.tls_certfile %s: parsing the certificate: %w", c.CertFile, err)
+		}
 	}
 	conf := &tls.Config{
 		MinVersion:   c.MinVersion,
@@ -150,10 +158,23 @@ func (t *TLSListener) Reload() error {
 	if err != nil {
 		return err
 	}
-	t.conf.Store(conf)
-	t.log.Info("tls certificate reloaded", "certfile", t.cfg.CertFile)
+	t.use(conf)
+	t.log.Info("tls certificate reloaded", "certfile", t.cfg.CertFile, "not_after", t.NotAfter().UTC().Format(time.RFC3339))
 	return nil
 }
+
+// use makes conf the configuration of new handshakes and records its certificate's expiry.
+// load has parsed the leaf (tls.LoadX509KeyPair fills Certificate.Leaf since Go 1.23).
+func (t *TLSListener) use(conf *tls.Config) {
+	if leaf := conf.Certificates[0].Leaf; leaf != nil {
+		t.notAfter.Store(leaf.NotAfter.Unix())
+	}
+	t.conf.Store(conf)
+}
+
+// NotAfter returns when the certificate that new handshakes present expires (the leaf's
+// NotAfter; it follows Reload). Exported as erlmcp_tls_certificate_expiry_timestamp_seconds.
+func (t *TLSListener) NotAfter() time.Time { return time.Unix(t.notAfter.Load(), 0) }
 
 // Addr returns the bound address.
 func (t *TLSListener) Addr() net.Addr { return t.ln.Addr() }

@@ -34,6 +34,8 @@ type testPKI struct {
 	caFile, certFile, keyFile string
 	client                    tls.Certificate
 	pool                      *x509.CertPool
+	// validFor is how long certificates issued from now on stay valid (default an hour).
+	validFor time.Duration
 }
 
 func newPKI(t *testing.T) *testPKI {
@@ -64,9 +66,13 @@ func newPKI(t *testing.T) *testPKI {
 func (p *testPKI) issue(t *testing.T, cn string, serial int64, usage x509.ExtKeyUsage) ([]byte, *ecdsa.PrivateKey) {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	validFor := p.validFor
+	if validFor == 0 {
+		validFor = time.Hour
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(validFor),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
 	}
@@ -322,6 +328,70 @@ func TestDaemonTLS(t *testing.T) {
 	}
 	if d.Limits().RateLimiter() == nil || d.Limits().MemoryGuard() == nil {
 		t.Fatal("daemon defaults: rate limiter and memory guard should be on")
+	}
+}
+
+// TestDaemonTLSMetrics reads the TLS listener's series from the daemon's metrics listener:
+// erlmcp_tls_certificate_expiry_timestamp_seconds is the served certificate's NotAfter and
+// follows a reload (not a failed one), and erlmcp_connections_active{transport="tls"} counts
+// open TLS connections.
+func TestDaemonTLSMetrics(t *testing.T) {
+	p := newPKI(t)
+	d := startSecDaemon(t, func(st *Settings) {
+		st.Transports.TLS = TLSSettings{Enabled: true, Addr: "127.0.0.1:0", CertFile: p.certFile, KeyFile: p.keyFile,
+			MinVersion: "1.3", Verify: "verify_none"}
+	})
+	addr := d.TLSAddr().String()
+	served := func() int64 {
+		_, st, err := tlsCall(addr, &tls.Config{RootCAs: p.pool}, pingLine)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.PeerCertificates[0].NotAfter.Unix()
+	}
+	expiry := func() int64 {
+		fams, _ := scrape(t, d)
+		if f := fams[metricTLSExpiry]; f == nil || f.typ != "GAUGE" {
+			t.Fatalf("%s missing or not a gauge: %+v", metricTLSExpiry, f)
+		}
+		return int64(value(t, fams, metricTLSExpiry))
+	}
+	if got, want := expiry(), served(); got != want {
+		t.Fatalf("%s = %d, the served certificate expires at %d", metricTLSExpiry, got, want)
+	}
+
+	p.validFor = 90 * 24 * time.Hour // the renewed certificate
+	p.writeServerCert(t, "server-renewed")
+	if err := d.ReloadTLS(); err != nil {
+		t.Fatal(err)
+	}
+	renewed := served()
+	if got := expiry(); got != renewed || renewed < time.Now().Add(89*24*time.Hour).Unix() {
+		t.Fatalf("after reload: %s = %d, served certificate expires at %d (want ~90 days ahead)", metricTLSExpiry, got, renewed)
+	}
+	os.WriteFile(p.certFile, []byte("garbage"), 0o644)
+	if err := d.ReloadTLS(); err == nil {
+		t.Fatal("reload of a garbage certificate succeeded")
+	}
+	if got := expiry(); got != renewed {
+		t.Fatalf("after a failed reload: %s = %d, want the certificate still served (%d)", metricTLSExpiry, got, renewed)
+	}
+
+	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: p.pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		fams, _ := scrape(t, d)
+		if n := value(t, fams, metricConnections, "transport", "tls"); n == 1 {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf(`%s{transport="tls"} = %v with one TLS connection open`, metricConnections, n)
+		}
 	}
 }
 
