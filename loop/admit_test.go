@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -126,7 +127,9 @@ func TestAdmitWithoutOverloadHandlerCloses(t *testing.T) {
 	no.Store(true)
 	c.Write(bytes.Repeat([]byte("x"), 2*AdmitAbove))
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := r.ReadString('\n'); !errors.Is(err, io.EOF) {
+	// EOF, or a reset: the server closes with the rest of the refused line unread in its
+	// receive buffer, and then the kernel answers with RST (seen under -race).
+	if _, err := r.ReadString('\n'); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("connection with a refused line not closed: %v", err)
 	}
 	waitFor(t, "Close", func() bool { return h.closed.Load() == 1 })
