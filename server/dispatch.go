@@ -26,11 +26,11 @@ type methodInfo struct {
 	name string
 }
 
-// methods is the dispatch table, keyed by method name.
-var methods map[string]*methodInfo
-
-func init() {
-	methods = map[string]*methodInfo{
+// methods is the dispatch table of the built-in methods, keyed by method name. It is built
+// once and never written: a Server adds an extension's methods to its own table
+// (HandleMethod), so two Servers in one process never share or race on one.
+var methods = func() map[string]*methodInfo {
+	m := map[string]*methodInfo{
 		MethodInitialize:           {serve: (*Server).initialize, beforeInit: true},
 		MethodPing:                 {serve: (*Server).ping, beforeInit: true},
 		MethodDiscover:             {serve: (*Server).discover, beforeInit: true},
@@ -45,15 +45,32 @@ func init() {
 		MethodPromptsGet:           {serve: (*Server).getPrompt, prepare: (*Server).prepareGetPrompt},
 		MethodLoggingSetLevel:      {serve: (*Server).setLevel},
 		MethodCompletionComplete:   {serve: (*Server).complete, prepare: (*Server).prepareComplete},
+		// The tasks extension (tasks.go).
+		MethodTasksGet:    {serve: (*Server).tasksGet},
+		MethodTasksUpdate: {serve: (*Server).tasksUpdate},
+		MethodTasksCancel: {serve: (*Server).tasksCancel},
 	}
-	for name, mi := range methods {
+	for name, mi := range m {
 		mi.name = name
 	}
+	return m
+}()
+
+// method returns how name is served: a built-in method, or one an extension added to this
+// server with HandleMethod; nil when neither.
+func (s *Server) method(name string) *methodInfo {
+	if mi := methods[name]; mi != nil {
+		return mi
+	}
+	if ext := s.extMethods.Load(); ext != nil {
+		return (*ext)[name]
+	}
+	return nil
 }
 
 // route is the innermost Handler: it finds the method and serves it.
 func (s *Server) route(ctx context.Context, r *Request) (res any, err error) {
-	mi := methods[r.Method]
+	mi := s.method(r.Method)
 	if mi == nil {
 		return nil, codec.NewError(codec.CodeMethodNotFound, "method not found: %q", snippet(r.Method))
 	}
@@ -151,7 +168,7 @@ func (s *Server) handleMessageAt(ss *Session, m *codec.Message, out Output, star
 // params, dispatch and the Observer all happen here. sync serves the request to
 // completion on the calling goroutine (the elements of a batch, already on a worker).
 func (s *Server) handleRequest(ss *Session, m *codec.Message, out Output, start int64, in *inbound, sync bool) {
-	mi := methods[m.Method]
+	mi := s.method(m.Method)
 	r := getRequest()
 	r.Session, r.ID, r.Params, r.Transport, r.out, r.in = ss, m.ID, m.Params, ss.transport, out, in
 	if mi != nil {

@@ -6,14 +6,16 @@ import (
 	"github.com/erlmcp/erlmcp-go/codec"
 )
 
-// capabilities returns what this server declares: everything it implements.
-func (s *Server) capabilities() ServerCapabilities {
+// capabilities returns what this server declares: everything it implements, and the
+// extensions declared for sessionEra (initialize) or the stateless era (server/discover).
+func (s *Server) capabilities(sessionEra bool) ServerCapabilities {
 	return ServerCapabilities{
 		Logging:     &struct{}{},
 		Completions: &struct{}{},
 		Prompts:     &ListChangedCap{ListChanged: true},
 		Resources:   &ResourcesCapability{Subscribe: true, ListChanged: true},
 		Tools:       &ListChangedCap{ListChanged: true},
+		Extensions:  s.extensionsFor(sessionEra),
 	}
 }
 
@@ -46,7 +48,7 @@ func (s *Server) initialize(ctx context.Context, r *Request) (any, error) {
 	}
 	return &InitializeResult{
 		ProtocolVersion: v.String(),
-		Capabilities:    s.capabilities(),
+		Capabilities:    s.capabilities(true),
 		ServerInfo:      s.serverInfo(),
 		Instructions:    s.cfg.Instructions,
 	}, nil
@@ -68,15 +70,12 @@ type DiscoverResult struct {
 }
 
 func (s *Server) discover(ctx context.Context, r *Request) (any, error) {
-	caps := s.capabilities()
+	caps := s.capabilities(false)
 	// Stateless clients get list changes and resource updates only through
 	// subscriptions/listen, which this server does not serve yet: do not promise them.
 	caps.Prompts = &ListChangedCap{}
 	caps.Tools = &ListChangedCap{}
 	caps.Resources = &ResourcesCapability{}
-	if hook, ok := discoverHooks.Load(s); ok {
-		hook.(func(*ServerCapabilities))(&caps)
-	}
 	return &DiscoverResult{
 		SupportedVersions: supportedVersions(),
 		Capabilities:      caps,

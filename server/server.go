@@ -155,6 +155,12 @@ type Server struct {
 	caps     sessionCaps
 	subs     subscriptions
 
+	// ext is what extensions added: methods (extMethods, read lock-free) and capabilities
+	// (extensions.go); taskStore is the tasks extension's store, made on first use.
+	ext        extState
+	extMethods atomic.Pointer[map[string]*methodInfo]
+	taskStore  atomic.Pointer[taskStore]
+
 	// cluster is cluster mode's side (cluster.go); nil when off, which every hook checks
 	// first and which costs nothing else.
 	cluster *clusterNode

@@ -211,7 +211,7 @@ type statelessReq struct {
 }
 
 // servesStateless reports whether method is served in the stateless era.
-func (s *Server) servesStateless(method string) bool { return methods[method] != nil }
+func (s *Server) servesStateless(method string) bool { return s.method(method) != nil }
 
 func supportedVersions() []string {
 	return []string{Version20260728, Version20251125, Version20250618, Version20250326, Version20241105}
@@ -641,9 +641,6 @@ func (s *Server) openState(sealed string) (string, bool) {
 	}
 	return string(body), true
 }
-
-// discoverHooks lets extensions (tasks) add to server/discover's capabilities, per server.
-var discoverHooks sync.Map // *Server → func(*ServerCapabilities)
 
 // resultOf turns the results that handlers return as errors (an input-required result,
 // a created task) into results; other errors pass through.

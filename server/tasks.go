@@ -185,22 +185,19 @@ type taskStore struct {
 	wg    sync.WaitGroup
 }
 
-var taskStores sync.Map // *Server → *taskStore
-
+// tasks returns the server's task store, making it on first use; the first one declares
+// the tasks extension in server/discover (a 2026-07-28 extension: session-era initialize
+// does not announce it).
 func (s *Server) tasks() *taskStore {
-	if v, ok := taskStores.Load(s); ok {
-		return v.(*taskStore)
+	if st := s.taskStore.Load(); st != nil {
+		return st
 	}
-	v, loaded := taskStores.LoadOrStore(s, &taskStore{srv: s, tasks: make(map[string]*Task)})
-	if !loaded {
-		discoverHooks.Store(s, func(c *ServerCapabilities) {
-			if c.Extensions == nil {
-				c.Extensions = map[string]any{}
-			}
-			c.Extensions[TasksExtension] = map[string]any{}
-		})
+	st := &taskStore{srv: s, tasks: make(map[string]*Task)}
+	if !s.taskStore.CompareAndSwap(nil, st) {
+		return s.taskStore.Load()
 	}
-	return v.(*taskStore)
+	s.declareExtension(TasksExtension, map[string]any{}, false)
+	return st
 }
 
 // start creates the task (readable by tasks/get before this returns) and runs fn.
@@ -439,12 +436,3 @@ func (t *Task) cancelNow() {
 	t.changed()
 }
 
-// The tasks methods join the dispatch table. init functions of a package run in file
-// name order, so dispatch.go has filled the table by now.
-func init() {
-	for name, serve := range map[string]func(*Server, context.Context, *Request) (any, error){
-		"tasks/get": (*Server).tasksGet, "tasks/update": (*Server).tasksUpdate, "tasks/cancel": (*Server).tasksCancel,
-	} {
-		methods[name] = &methodInfo{name: name, serve: serve}
-	}
-}
