@@ -80,7 +80,9 @@ func (s *Server) HandleMethod(method string, h Handler, opts MethodOptions) erro
 // capabilities.extensions[name] = settings. Declaring a name again replaces its
 // settings. Safe to call at any time; sessions already initialized keep what they were
 // told.
-func (s *Server) DeclareExtension(name string, settings any) { s.declareExtension(name, settings, true) }
+func (s *Server) DeclareExtension(name string, settings any) {
+	s.declareExtension(name, settings, true)
+}
 
 // declareExtension is DeclareExtension, in server/discover only unless sessionEra.
 func (s *Server) declareExtension(name string, settings any, sessionEra bool) {

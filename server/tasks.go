@@ -435,4 +435,3 @@ func (t *Task) cancelNow() {
 	}
 	t.changed()
 }
-
